@@ -1,0 +1,36 @@
+# The two commands of the README: `make app` (set up and start the dashboard) and `make test`.
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PORT ?= 8501
+
+.PHONY: app test setup setup-dev browser lint clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+setup-dev: $(VENV)/.installed-dev
+
+# Debian's Chromium drives the real-browser tests through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+app: setup
+	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+
+test: setup-dev browser
+	$(PYTHON) -m pytest
+
+lint: setup-dev
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf .cache runs .pytest_cache

@@ -1,0 +1,163 @@
+"""The model registry: each preset is a Keras Functional builder plus the recipe it trains with."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fer_core.config import TrainConfig
+from fer_core.emotions import NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named architecture (``build``) and the settings it trains with (``defaults``)."""
+
+    name: str
+    description: str
+    build: Callable[[TrainConfig], Any]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def _normalize(x, config: TrainConfig):
+    import keras
+
+    if config.normalization == "report":
+        return keras.layers.Rescaling(1 / 128, offset=-1.0, name="normalize")(x)  # (x - 128) / 128
+    return keras.layers.Rescaling(1 / 255, name="normalize")(x)
+
+
+def _inputs(config: TrainConfig):
+    """uint8-valued faces (N, size, size) in, as float with a channel axis, normalised, augmented."""
+    import keras
+
+    inputs = keras.Input((config.input_size, config.input_size), name="faces")
+    x = keras.layers.Reshape((config.input_size, config.input_size, 1), name="channel")(inputs)
+    x = _normalize(x, config)
+    if config.augment:
+        # Active only in training, so prediction sees the face unchanged.
+        x = keras.layers.RandomFlip("horizontal", seed=config.seed, name="aug_flip")(x)
+        x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=config.seed, name="aug_shift")(
+            x
+        )
+        x = keras.layers.RandomRotation(10 / 360, fill_mode="nearest", seed=config.seed, name="aug_rotate")(x)
+        x = keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=config.seed, name="aug_zoom")(x)
+    return inputs, x
+
+
+def _classifier(x, config: TrainConfig):
+    import keras
+
+    if config.dropout:
+        x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+    logits = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+    return keras.layers.Softmax(name="probabilities")(logits)
+
+
+def build_seed(config: TrainConfig):
+    """The 2017 report's network: two 5x5 conv + ReLU + 2x2 max-pool blocks, dense 64, 7 outputs."""
+    import keras
+
+    inputs, x = _inputs(config)
+    for index, filters in enumerate(config.filters, start=1):
+        x = keras.layers.Conv2D(filters, config.kernel_size, padding="same", name=f"conv{index}")(x)
+        x = keras.layers.ReLU(name=f"hidden{index}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(config.hidden_units, activation="relu", name="fc")(x)
+    return keras.Model(inputs, _classifier(x, config), name="seed")
+
+
+def build_vgg(config: TrainConfig):
+    """VGG-style: per stage two 3x3 conv + batch norm + ReLU, then 2x2 max-pool; global pooling head.
+
+    ``filters`` gives the width of each stage; the conv layers are named conv1..convN so that the
+    feature-map views find them.
+    """
+    import keras
+
+    inputs, x = _inputs(config)
+    index = 0
+    for stage, filters in enumerate(config.filters, start=1):
+        for _ in range(2):
+            index += 1
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{index}")(x)
+            x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+            x = keras.layers.ReLU(name=f"hidden{index}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dense(config.hidden_units, use_bias=False, name="fc")(x)
+    x = keras.layers.BatchNormalization(name="fc_bn")(x)
+    x = keras.layers.ReLU(name="fc_relu")(x)
+    return keras.Model(inputs, _classifier(x, config), name="vgg")
+
+
+_MODERN = {  # shared by the presets that train with on-the-fly augmentation instead of copies
+    "flip": False,
+    "rotation": 0.0,
+    "oversample_disgust": 1,
+    "augment": True,
+    "optimizer": "adamw",
+    "schedule": "cosine",
+    "weight_decay": 1e-4,
+    "label_smoothing": 0.1,
+    "normalization": "unit",
+    "keep_best": True,
+    "kernel_size": 3,
+}
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset("seed", "The 2017 report's CNN and recipe: 28 x 28, SGD 0.05, 16,001 steps.", build_seed),
+        Preset(
+            "fast",
+            "Small VGG at 48 x 48 with augmentation: a good model from about 10 minutes on 2 CPU cores.",
+            build_vgg,
+            {
+                **_MODERN,
+                "input_size": 48,
+                "filters": (32, 64, 128),
+                "hidden_units": 128,
+                "dropout": 0.3,
+                "learning_rate": 3e-3,
+                "batch_size": 64,
+                "steps": 7_000,
+                "eval_every": 500,
+            },
+        ),
+        Preset(
+            "vgg",
+            "Four-stage VGG at 48 x 48 with batch norm, augmentation and label smoothing.",
+            build_vgg,
+            {
+                **_MODERN,
+                "input_size": 48,
+                "filters": (32, 64, 128, 256),
+                "hidden_units": 256,
+                "dropout": 0.4,
+                "learning_rate": 2e-3,
+                "batch_size": 64,
+                "steps": 45_000,
+                "eval_every": 450,
+            },
+        ),
+    )
+}
+
+
+def preset_config(name: str, **overrides: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of preset ``name``, with any setting overridden."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    values = {**PRESETS[name].defaults, **overrides, "preset": name}
+    return dataclasses.replace(TrainConfig(), **values)
+
+
+def build_model(config: TrainConfig):
+    """The untrained Keras model for ``config.preset``, with ``config``'s settings."""
+    if config.preset not in PRESETS:
+        raise ValueError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[config.preset].build(config)

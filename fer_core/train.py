@@ -1,0 +1,309 @@
+"""Training with Keras ``fit``: curves, checkpoints, resume after an interruption, a plain progress hook."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_core.config import TrainConfig
+from fer_core.data import FaceSet
+from fer_core.emotions import NUM_CLASSES
+from fer_core.preprocess import PreparedData
+
+CURVES_FILE = "curves.csv"
+CURVE_FIELDS = ("step", "minibatch_loss", "minibatch_accuracy", "val_loss", "val_accuracy", "elapsed_s")
+STOP_FILE = "STOP"  # created in the run folder to ask a running job to stop after the current step
+LOG_EVERY = 50  # steps between minibatch points on the curves
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress hook receives, often: plain values, no Keras objects."""
+
+    step: int
+    total_steps: int
+    elapsed_s: float
+    minibatch_accuracy: float | None = None
+    val_accuracy: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total_steps)
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.elapsed_s / self.fraction * (1 - self.fraction) if self.step else None
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: Any  # the trained keras.Model
+    steps_done: int
+    stopped: bool  # ended before its steps by a stop request or early stopping
+    train_seconds: float
+    run_dir: Path
+
+
+def _select_training(prepared: PreparedData, config: TrainConfig) -> tuple[FaceSet, FaceSet]:
+    """Training faces (capped by ``max_train_faces``) and the validation faces."""
+    rng = np.random.default_rng(config.seed)
+    train = prepared.splits["Training"]
+    if config.validation == "holdout":
+        order = rng.permutation(len(train))
+        cut = max(1, len(train) // 10)
+        validation = FaceSet(train.images[order[:cut]], train.labels[order[:cut]])
+        train = FaceSet(train.images[order[cut:]], train.labels[order[cut:]])
+    else:
+        validation = prepared.splits["PublicTest"]
+    if config.max_train_faces and len(train) > config.max_train_faces:
+        keep = rng.choice(len(train), config.max_train_faces, replace=False)
+        train = FaceSet(train.images[keep], train.labels[keep])
+    if len(train) == 0 or len(validation) == 0:
+        raise ValueError("training needs faces in the training and validation splits; this data has none")
+    return train, validation
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Balanced weights, ``n / (classes * count)``, for the emotions present."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    present = counts > 0
+    weights = np.where(present, len(labels) / (present.sum() * np.maximum(counts, 1)), 0.0)
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def _dataset(faces: FaceSet, config: TrainConfig, training: bool):
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((faces.images, faces.labels))
+    if training:
+        data = data.shuffle(len(faces), seed=config.seed, reshuffle_each_iteration=True).repeat()
+    data = data.batch(config.batch_size if training else 256, drop_remainder=training)
+    return data.map(lambda x, y: (x, tf.one_hot(y, NUM_CLASSES))).prefetch(tf.data.AUTOTUNE)
+
+
+def _optimizer(config: TrainConfig):
+    import keras
+
+    rate = config.learning_rate
+    if config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.steps, warmup_target=None
+        )
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(rate)
+    if config.optimizer == "momentum":
+        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(rate)
+    return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+
+
+def _callbacks(config: TrainConfig, run_dir: Path, progress: ProgressHook | None, started: float):
+    import keras
+
+    class Curves(keras.callbacks.Callback):
+        """Writes the report's curves against the global step, and feeds the progress hook.
+
+        Keras reports running means since the start of the epoch; with a fixed batch size the
+        minibatch value is recovered exactly from two consecutive means.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.path = run_dir / CURVES_FILE
+            self.previous = (0.0, 0.0)
+
+        def _write(self, row: dict[str, Any]) -> None:
+            new = not self.path.exists()
+            with open(self.path, "a", newline="") as stream:
+                writer = csv.DictWriter(stream, CURVE_FIELDS)
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+
+        def _step(self) -> int:
+            return int(self.model.optimizer.iterations.numpy())
+
+        def on_epoch_begin(self, epoch, logs=None) -> None:
+            self.previous = (0.0, 0.0)
+
+        def on_train_batch_end(self, batch, logs=None) -> None:
+            logs = logs or {}
+            count = batch + 1
+            loss, accuracy = float(logs.get("loss", 0.0)), float(logs.get("accuracy", 0.0))
+            minibatch_loss = loss * count - self.previous[0] * (count - 1)
+            minibatch_accuracy = accuracy * count - self.previous[1] * (count - 1)
+            self.previous = (loss, accuracy)
+            step = self._step()
+            elapsed = time.monotonic() - started
+            if step % LOG_EVERY == 0:
+                self._write(
+                    {
+                        "step": step,
+                        "minibatch_loss": round(minibatch_loss, 5),
+                        "minibatch_accuracy": round(min(max(minibatch_accuracy, 0.0), 1.0), 5),
+                        "elapsed_s": round(elapsed, 2),
+                    }
+                )
+            if progress and (step % 10 == 0 or step == config.steps):
+                progress(Progress(step, config.steps, elapsed, minibatch_accuracy=accuracy))
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            logs = logs or {}
+            elapsed = time.monotonic() - started
+            self._write(
+                {
+                    "step": self._step(),
+                    "val_loss": round(float(logs["val_loss"]), 5),
+                    "val_accuracy": round(float(logs["val_accuracy"]), 5),
+                    "elapsed_s": round(elapsed, 2),
+                }
+            )
+            if progress:
+                progress(
+                    Progress(self._step(), config.steps, elapsed, val_accuracy=float(logs["val_accuracy"]))
+                )
+
+    class StopOnRequest(keras.callbacks.Callback):
+        """Ends training cleanly at ``config.steps`` exactly, or when the run folder's STOP file
+        appears (the dashboard's Stop); Keras still validates the epoch it ended in."""
+
+        def on_train_batch_end(self, batch, logs=None) -> None:
+            done = int(self.model.optimizer.iterations.numpy()) >= config.steps
+            if done or (run_dir / STOP_FILE).exists():
+                self.model.stop_training = True
+
+    callbacks = [
+        # Kept after a stop (not deleted at train end) so that the next call resumes from it.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
+        Curves(),
+        StopOnRequest(),
+    ]
+    if config.keep_best:
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                str(run_dir / "best.weights.h5"),
+                monitor="val_accuracy",
+                mode="max",
+                save_best_only=True,
+                save_weights_only=True,
+            )
+        )
+    if config.patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience)
+        )
+    return callbacks
+
+
+def _elapsed_so_far(curves: Path) -> float:
+    if not curves.exists():
+        return 0.0
+    with open(curves, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    return float(rows[-1]["elapsed_s"]) if rows else 0.0
+
+
+def read_curves(run_dir: str | Path):
+    """The run's curves as a DataFrame (one row per step, resumed duplicates dropped), or None."""
+    import pandas as pd
+
+    path = Path(run_dir) / CURVES_FILE
+    if not path.exists():
+        return None
+    curves = pd.read_csv(path)
+    minibatch = curves.dropna(subset=["minibatch_accuracy"]).drop_duplicates("step", keep="last")
+    validation = curves.dropna(subset=["val_accuracy"]).drop_duplicates("step", keep="last")
+    merged = minibatch.drop(columns=["val_loss", "val_accuracy"]).merge(
+        validation[["step", "val_loss", "val_accuracy", "elapsed_s"]],
+        on="step",
+        how="outer",
+        suffixes=("", "_val"),
+    )
+    merged["elapsed_s"] = merged["elapsed_s"].fillna(merged.pop("elapsed_s_val"))
+    return merged.sort_values("step").reset_index(drop=True)
+
+
+def train(
+    config: TrainConfig,
+    prepared: PreparedData,
+    run_dir: str | Path,
+    *,
+    progress: ProgressHook | None = None,
+    restart: bool = False,
+) -> TrainResult:
+    """Train ``config`` on ``prepared`` in ``run_dir``; an interrupted run there resumes where it was.
+
+    ``run_dir`` receives ``config.json``, ``curves.csv``, the Keras backup used to resume and, with
+    ``keep_best``, the best weights by validation accuracy (restored into the returned model).
+    """
+    import keras
+
+    from fer_core.models import build_model
+
+    if prepared.config != config.preprocess:
+        raise ValueError(f"data prepared with {prepared.config}, but the run needs {config.preprocess}")
+    run_dir = Path(run_dir)
+    if restart:
+        for name in ("backup", CURVES_FILE, "best.weights.h5"):
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = run_dir / "config.json"
+    if saved.exists() and (run_dir / "backup").exists():
+        previous = TrainConfig.from_dict(json.loads(saved.read_text()))
+        if previous != config:
+            raise ValueError(
+                f"{run_dir} holds an interrupted run with other settings; resume it with the same "
+                "settings, or restart it"
+            )
+    saved.write_text(json.dumps(config.to_dict(), indent=1))
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+
+    keras.utils.set_random_seed(config.seed)
+    train_faces, validation = _select_training(prepared, config)
+    model = build_model(config)
+    model.compile(
+        optimizer=_optimizer(config),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    # A resumed run's clock continues from where the curves stopped.
+    started = time.monotonic() - _elapsed_so_far(run_dir / CURVES_FILE)
+    model.fit(
+        _dataset(train_faces, config, training=True),
+        validation_data=_dataset(validation, config, training=False),
+        # StopOnRequest ends the run at exactly config.steps; epochs is only an upper bound, since a
+        # stopped run's partial epoch counts as a whole one when it resumes.
+        epochs=2 * config.epochs + 1,
+        steps_per_epoch=config.steps_per_epoch,
+        class_weight=class_weights(train_faces.labels) if config.class_weight == "balanced" else None,
+        callbacks=_callbacks(config, run_dir, progress, started),
+        verbose=0,
+    )
+    seconds = time.monotonic() - started
+    steps_done = int(model.optimizer.iterations.numpy())
+    finished = steps_done >= config.steps
+    if finished:
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    best = run_dir / "best.weights.h5"
+    if config.keep_best and best.exists():
+        model.load_weights(str(best))
+    return TrainResult(
+        model=model,
+        steps_done=steps_done,
+        stopped=not finished,
+        train_seconds=seconds,
+        run_dir=run_dir,
+    )

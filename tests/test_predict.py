@@ -1,0 +1,100 @@
+"""Prediction on real photos: detection, crops, probabilities, EXIF, and broken uploads."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from fer_core.artifacts import load_model
+from fer_core.emotions import EMOTIONS
+from fer_core.predict import analyze_image, detect_faces, predict_faces, read_image
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()  # the shipped default model
+
+
+@pytest.mark.parametrize(
+    ("photo", "faces"), [("single_face.jpg", 1), ("multi_face.jpg", 5), ("no_face.jpg", 0)]
+)
+def test_detector_finds_the_faces_of_real_photos(photos, photo, faces):
+    assert len(detect_faces(read_image(photos / photo))) == faces
+
+
+def test_haar_detector_is_available_too(photos):
+    assert len(detect_faces(read_image(photos / "single_face.jpg"), detector="haar")) == 1
+
+
+def test_each_face_gets_box_crop_and_probabilities(photos, model):
+    result = analyze_image(photos / "multi_face.jpg", model)
+    height, width = result.image.shape[:2]
+    assert result.error is None and len(result.faces) == 5
+    for face in result.faces:
+        x, y, w, h = face.box
+        assert x >= 0 and y >= 0 and x + w <= width and y + h <= height
+        assert face.crop.shape == (48, 48) and face.crop.dtype == np.uint8
+        assert face.probabilities.shape == (7,)
+        assert face.probabilities.sum() == pytest.approx(1, abs=1e-5)
+        assert face.emotion == EMOTIONS[int(face.probabilities.argmax())]
+
+
+def test_no_face_says_so_and_can_use_the_whole_image(photos, model):
+    result = analyze_image(photos / "no_face.jpg", model)
+    assert result.error is None and result.faces == [] and not result.whole_image
+    whole = analyze_image(photos / "no_face.jpg", model, whole_if_none=True)
+    assert whole.whole_image and len(whole.faces) == 1
+
+
+def test_exif_orientation_is_applied(photos, tmp_path):
+    from PIL import Image
+
+    upright = read_image(photos / "single_face.jpg")
+    image = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # stored sideways ...
+    exif = Image.Exif()
+    exif[0x0112] = 8  # ... with the EXIF tag that says: rotate 90 degrees clockwise to view
+    path = tmp_path / "sideways.jpg"
+    image.save(path, exif=exif, quality=95)
+    restored = read_image(path)
+    assert restored.shape == upright.shape
+    assert np.abs(restored.astype(int) - upright.astype(int)).mean() < 8
+    assert len(detect_faces(restored)) == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "empty"),
+        (b"hello, I am a text file", "not an image"),
+        ("truncated", "truncated"),
+    ],
+)
+def test_broken_uploads_are_refused_politely(photos, model, payload, message):
+    if payload == "truncated":
+        payload = (photos / "single_face.jpg").read_bytes()[:4000]
+    result = analyze_image(payload, model, name="upload.jpg")
+    assert result.faces == [] and message in result.error
+
+
+def test_too_many_pixels_is_refused(model):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (8000, 6000)).save(buffer, format="PNG")
+    result = analyze_image(buffer.getvalue(), model)
+    assert "megapixels" in result.error
+
+
+def test_predict_faces_from_arrays_with_and_without_tta(model, sample_lines):
+    faces = np.stack(
+        [np.array(line.split(",")[1].split(), np.uint8).reshape(48, 48) for line in sample_lines[:20]]
+    )
+    plain = predict_faces(model, faces)
+    tta = predict_faces(model, faces, tta=True)
+    mirrored = predict_faces(model, faces[:, :, ::-1])
+    assert plain.shape == (20, 7) and plain.dtype == np.float32
+    assert np.allclose(tta, (plain + mirrored) / 2, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        predict_faces(model, np.zeros((1, 1, 48, 48)))

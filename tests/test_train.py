@@ -1,0 +1,110 @@
+"""Training: real Keras fits on real faces, curves, resume after an interruption, presets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_core.config import TrainConfig
+from fer_core.data import load_dataset
+from fer_core.models import PRESETS, build_model, preset_config
+from fer_core.preprocess import prepare
+from fer_core.train import STOP_FILE, class_weights, read_curves, train
+
+TINY = {"steps": 60, "eval_every": 20, "batch_size": 16, "max_train_faces": 400}
+
+
+@pytest.fixture(scope="module")
+def sample(sample_csv, spark):
+    return load_dataset(sample_csv)
+
+
+def test_seed_preset_is_the_reports_network():
+    model = build_model(preset_config("seed"))
+    convs = [layer for layer in model.layers if layer.name.startswith("conv")]
+    assert [c.filters for c in convs] == [16, 16]
+    assert all(c.kernel_size == (5, 5) and c.padding == "same" for c in convs)
+    assert model.input_shape == (None, 28, 28)
+    assert model.get_layer("fc").units == 64
+    assert model.output_shape == (None, 7)
+    config = preset_config("seed")
+    assert (config.optimizer, config.learning_rate, config.batch_size, config.steps) == (
+        "sgd",
+        0.05,
+        32,
+        16_001,
+    )
+    assert (config.flip, config.rotation, config.oversample_disgust) == (True, 10.0, 4)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_and_outputs_probabilities(name):
+    config = preset_config(name)
+    model = build_model(config)
+    faces = np.random.default_rng(0).integers(
+        0, 256, (2, config.input_size, config.input_size), dtype=np.uint8
+    )
+    probabilities = model.predict(faces, verbose=0)
+    assert probabilities.shape == (2, 7)
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_config_validates_and_overrides():
+    assert preset_config("seed", dropout=0.5).dropout == 0.5
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_config("resnet-9000")
+    config = preset_config("fast")
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_balanced_class_weights_even_out_the_classes():
+    labels = np.array([0] * 6 + [1] * 2 + [3] * 4)
+    weights = class_weights(labels)
+    counts = np.bincount(labels, minlength=7)
+    assert all(weights[k] * counts[k] == pytest.approx(len(labels) / 3) for k in (0, 1, 3))
+    assert weights[2] == 0.0
+
+
+def test_training_learns_and_writes_curves(sample, tmp_path):
+    config = preset_config("seed", **{**TINY, "steps": 120, "learning_rate": 0.02})
+    prepared = prepare(sample, config.preprocess)
+    result = train(config, prepared, tmp_path / "run")
+
+    assert result.steps_done == config.steps and not result.stopped
+    curves = read_curves(tmp_path / "run")
+    assert curves["val_accuracy"].notna().sum() == config.epochs
+    assert curves["minibatch_accuracy"].dropna().between(0, 1).all()
+    assert curves["step"].is_monotonic_increasing
+    validation = prepared.splits["PublicTest"]
+    accuracy = (result.model.predict(validation.images, verbose=0).argmax(1) == validation.labels).mean()
+    chance = np.bincount(validation.labels).max() / len(validation)
+    assert accuracy > chance - 0.05  # it trained without diverging
+    assert not (tmp_path / "run" / "backup").exists()
+
+
+def test_interrupted_run_resumes_where_it_stopped(sample, tmp_path):
+    config = preset_config("seed", **TINY)
+    prepared = prepare(sample, config.preprocess)
+    run = tmp_path / "run"
+
+    def stop_after_first_evaluation(progress):
+        if progress.val_accuracy is not None:
+            (run / STOP_FILE).touch()
+
+    first = train(config, prepared, run, progress=stop_after_first_evaluation)
+    assert first.stopped and first.steps_done < config.steps
+    assert (run / "backup").exists()
+
+    resumed = train(config, prepared, run)
+    assert not resumed.stopped
+    assert resumed.steps_done == config.steps
+    curves = read_curves(run)
+    assert curves["step"].max() == config.steps and curves["step"].is_unique
+    assert curves["val_accuracy"].notna().sum() >= config.epochs
+
+    with pytest.raises(ValueError, match="prepared with"):
+        train(preset_config("fast", **TINY), prepared, tmp_path / "other")
