@@ -121,6 +121,21 @@ def _train_config(args) -> TrainConfig:
     return preset_config(args.preset, **given)
 
 
+def config_to_args(config: TrainConfig) -> list[str]:
+    """The ``train``/``prepare`` options that reproduce ``config`` exactly (the inverse of the parser)."""
+    hints = typing.get_type_hints(TrainConfig)
+    args = []
+    for item in fields(TrainConfig):
+        flag, value = "--" + item.name.replace("_", "-"), getattr(config, item.name)
+        if hints[item.name] is bool:
+            args.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, tuple):
+            args += [flag, ",".join(map(str, value))]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
 def _print_table(frame) -> None:
     print(frame.to_string())
 

@@ -140,8 +140,8 @@ PRESETS: dict[str, Preset] = {
                 "dropout": 0.4,
                 "learning_rate": 2e-3,
                 "batch_size": 64,
-                "steps": 45_000,
-                "eval_every": 450,
+                "steps": 24_000,
+                "eval_every": 480,
             },
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from fer_core.artifacts import LoadedModel, load_model, make_card, save_model
@@ -12,7 +13,7 @@ from fer_core.emotions import SPLITS
 from fer_core.evaluate import Evaluation, evaluate
 from fer_core.predict import predict_faces
 from fer_core.preprocess import prepare
-from fer_core.train import ProgressHook, TrainResult, train
+from fer_core.train import CURVES_FILE, ProgressHook, TrainResult, train
 
 MODEL_SUBDIR = "model"
 
@@ -64,4 +65,6 @@ def train_model(
         },
     )
     model_dir = save_model(result.model, Path(out) / MODEL_SUBDIR, card)
+    # The curves travel with the model, so that every page can show how it was trained.
+    shutil.copyfile(Path(out) / CURVES_FILE, model_dir / CURVES_FILE)
     return load_model(model_dir), result

@@ -240,3 +240,23 @@ def analyze_image(
         for box, crop, p in zip(boxes, crops, probabilities, strict=True)
     ]
     return ImageResult(name=name, faces=faces, image=image, whole_image=whole)
+
+
+def feature_layers(loaded: LoadedModel) -> list[str]:
+    """Names of the model's conv layers and their activations (conv1, hidden1, conv2, ...), in order."""
+    return [layer.name for layer in loaded.model.layers if layer.name.startswith(("conv", "hidden"))]
+
+
+def layer_activations(
+    loaded: LoadedModel, face: np.ndarray, layers: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Activations (H, W, C) float32 of the named layers (default: all conv and activation layers)
+    for one uint8 face (H, W), as the model sees it at prediction time."""
+    import keras
+
+    names = layers or feature_layers(loaded)
+    probe = keras.Model(loaded.model.inputs, [loaded.model.get_layer(name).output for name in names])
+    inputs = resize_faces(np.asarray(face, np.uint8)[None], loaded.input_size)
+    outputs = probe.predict(inputs, verbose=0)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    return {name: np.asarray(output[0], np.float32) for name, output in zip(names, outputs, strict=True)}

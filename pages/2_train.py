@@ -1,0 +1,186 @@
+"""Train: every setting as a widget; the run goes on in the background with live progress and curves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import streamlit as st
+
+from fer_core import figures, jobs
+from fer_core.config import CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES, VALIDATION_SOURCES
+from fer_core.models import PRESETS, preset_config
+from fer_core.train import read_curves
+
+st.title("Train")
+choice = st.session_state["data_choice"]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    return str(dt.timedelta(seconds=round(seconds)))
+
+
+@st.fragment(run_every=2)
+def live_panel() -> None:
+    """Progress, curves and Stop for the running job, or the outcome of the last one."""
+    running = jobs.active_job()
+    run_dir = running.run_dir if running else st.session_state.get("last_run")
+    if run_dir is None:
+        st.caption("No training has run here yet.")
+        return
+    state = jobs.job_state(run_dir, running=running is not None)
+    name = running.name if running else run_dir.rsplit("/", 1)[-1]
+    if running:
+        st.session_state["last_run"] = running.run_dir
+        text = (
+            f"**{name}**: step {state.step:,} of {state.total_steps:,} · {_duration(state.elapsed_s)} elapsed"
+        )
+        text += f" · about {_duration(state.eta_s)} left" if state.step else " · preparing the data on Spark"
+        st.progress(state.fraction, text=text)
+        if st.button(
+            "Stop", key="stop_job", icon=":material/stop_circle:", help="ends after the current step"
+        ):
+            jobs.stop_job(running.run_dir)
+            st.toast("Stopping: the run keeps its last checkpoint and can be resumed.")
+    elif state.status == "done":
+        st.success(f"**{name}** finished after {state.step:,} steps: choose it on Evaluate and Predict.")
+    elif state.status == "stopped":
+        st.info(
+            f"**{name}** was stopped at step {state.step:,}. Start it again with the same name to resume."
+        )
+    else:
+        log = f"{run_dir}/{jobs.LOG_FILE}"
+        st.error(f"**{name}** failed: {jobs.last_error(run_dir) or 'the log ' + log + ' says why'}")
+    curves = read_curves(run_dir)
+    if curves is not None and len(curves):
+        st.plotly_chart(figures.curves_figure(curves), width="stretch", key="live_curves")
+
+
+running = jobs.active_job()
+if running:
+    st.info(f"Run **{running.name}** is training now; one run at a time per server.")
+
+preset_name = st.selectbox(
+    "Preset",
+    list(PRESETS),
+    key="train_preset",
+    format_func=lambda name: f"{name}: {PRESETS[name].description}",
+)
+defaults = preset_config(preset_name)
+key = f"{preset_name}_"  # widgets restart from the preset's values when the preset changes
+
+with st.form("train_form"):
+    st.markdown("**Model**")
+    c1, c2, c3, c4 = st.columns(4)
+    input_size = c1.select_slider(
+        "Input size", [24, 28, 32, 40, 48, 56, 64], defaults.input_size, key=key + "size"
+    )
+    filters_text = c2.text_input(
+        "Filters per conv layer", ",".join(map(str, defaults.filters)), key=key + "filters", help="e.g. 16,16"
+    )
+    kernel_size = c3.select_slider("Kernel size", [3, 5, 7], defaults.kernel_size, key=key + "kernel")
+    hidden_units = c4.select_slider(
+        "Hidden units", [16, 32, 64, 128, 256, 512, 1024], defaults.hidden_units, key=key + "hidden"
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    dropout = c1.slider("Dropout", 0.0, 0.8, defaults.dropout, 0.05, key=key + "dropout")
+    augment = c2.toggle(
+        "On-the-fly augmentation",
+        defaults.augment,
+        key=key + "augment",
+        help="random shifts, flips, rotations and zoom inside the model",
+    )
+    flip = c3.toggle("Flip copies", defaults.flip, key=key + "flip", help="the report's mirrored copies")
+    rotation = c4.slider("Rotation copies (degrees)", 0.0, 30.0, defaults.rotation, 1.0, key=key + "rotation")
+
+    st.markdown("**Optimisation**")
+    c1, c2, c3, c4 = st.columns(4)
+    steps = c1.number_input("Steps", 10, 200_000, defaults.steps, 100, key=key + "steps")
+    batch_size = c2.select_slider(
+        "Batch size", [16, 32, 64, 128, 256], defaults.batch_size, key=key + "batch"
+    )
+    rates = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 2e-2, 5e-2, 1e-1]
+    learning_rate = c3.select_slider(
+        "Learning rate", sorted(set(rates) | {defaults.learning_rate}), defaults.learning_rate, key=key + "lr"
+    )
+    optimizer = c4.selectbox("Optimiser", OPTIMIZERS, OPTIMIZERS.index(defaults.optimizer), key=key + "opt")
+    c1, c2, c3, c4 = st.columns(4)
+    schedule = c1.selectbox("Schedule", SCHEDULES, SCHEDULES.index(defaults.schedule), key=key + "schedule")
+    label_smoothing = c2.slider(
+        "Label smoothing", 0.0, 0.3, defaults.label_smoothing, 0.05, key=key + "smooth"
+    )
+    eval_every = c3.number_input(
+        "Validate every (steps)", 10, 10_000, defaults.eval_every, 10, key=key + "eval"
+    )
+    seed = c4.number_input("Seed", 0, 1_000_000, defaults.seed, key=key + "seed")
+
+    st.markdown("**Classes and validation**")
+    c1, c2, c3, c4 = st.columns(4)
+    oversample = c1.slider("Disgust copies", 1, 8, defaults.oversample_disgust, key=key + "oversample")
+    class_weight = c2.selectbox(
+        "Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(defaults.class_weight), key=key + "weights"
+    )
+    validation = c3.selectbox(
+        "Validation source",
+        VALIDATION_SOURCES,
+        VALIDATION_SOURCES.index(defaults.validation),
+        key=key + "val",
+        help="PublicTest, or 10% held out of the Training rows",
+    )
+    max_faces = c4.number_input(
+        "Training faces (0 = all)", 0, 1_000_000, defaults.max_train_faces, 100, key=key + "max_faces"
+    )
+    name = st.text_input(
+        "Run name",
+        f"{preset_name}-{dt.datetime.now():%Y%m%d-%H%M}",
+        key=key + "name",
+        help="an existing stopped run of this name resumes",
+    )
+    submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+
+if submitted:
+    try:
+        filters = tuple(int(part) for part in filters_text.replace(" ", "").split(",") if part)
+        config = preset_config(
+            preset_name,
+            input_size=input_size,
+            filters=filters,
+            kernel_size=kernel_size,
+            hidden_units=hidden_units,
+            dropout=dropout,
+            augment=augment,
+            flip=flip,
+            rotation=rotation,
+            steps=int(steps),
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            optimizer=optimizer,
+            schedule=schedule,
+            label_smoothing=label_smoothing,
+            eval_every=int(eval_every),
+            seed=int(seed),
+            oversample_disgust=oversample,
+            class_weight=class_weight,
+            validation=validation,
+            max_train_faces=int(max_faces),
+        )
+        if choice.path is None:
+            raise ValueError("choose a data source in the sidebar first")
+        job = jobs.start_job(config, name.strip(), data=choice.path, spark_master=choice.spark_master)
+    except jobs.JobBusy as busy:
+        state = jobs.job_state(busy.job.run_dir, running=True)
+        st.warning(
+            f"Run **{busy.job.name}** is already training (step {state.step:,} of {state.total_steps:,}); "
+            "wait for it or stop it first."
+        )
+    except ValueError as error:
+        st.error(f"These settings cannot be used: {error}")
+    else:
+        st.session_state["last_run"] = job.run_dir
+        st.toast(f"Started {job.name}")
+        time.sleep(0.5)
+
+st.subheader("Progress")
+live_panel()

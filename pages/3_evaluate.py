@@ -1,0 +1,124 @@
+"""Evaluate: accuracy, confusion matrix, the report's per-emotion chart, curves, feature maps, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fer_core import figures, ui
+from fer_core.emotions import EMOTIONS, SPLITS
+from fer_core.evaluate import evaluate
+from fer_core.predict import feature_layers, layer_activations, predict_faces
+from fer_core.train import read_curves
+
+st.title("Evaluate")
+choice = st.session_state["data_choice"]
+left, right = st.columns([3, 1])
+with left:
+    loaded = ui.model_picker("evaluate_model")
+split = right.selectbox("Split", SPLITS, index=SPLITS.index("PrivateTest"), key="evaluate_split")
+tta = right.toggle("Mirror TTA", key="evaluate_tta", help="average each prediction with the mirrored face's")
+dataset = ui.get_dataset(choice)
+if loaded is None or dataset is None:
+    st.stop()
+faces = dataset.splits[split]
+if len(faces) == 0:
+    st.info(f"The {split} split of this data has no faces.")
+    st.stop()
+
+
+@st.cache_data(show_spinner="Predicting …", max_entries=8)
+def probabilities_for(model_path: str, model_sha: str, data_key: str, split: str, tta: bool) -> np.ndarray:
+    return predict_faces(loaded, faces.images, tta=tta)
+
+
+probabilities = probabilities_for(
+    str(loaded.path), loaded.card["weights_sha256"], dataset.cache_key, split, tta
+)
+report = evaluate(faces.labels, probabilities)
+predicted = probabilities.argmax(axis=1)
+
+columns = st.columns(4)
+columns[0].metric("Accuracy", f"{report.accuracy:.2%}")
+columns[1].metric("Faces", f"{report.n:,}")
+table = report.per_class()
+hardest = table["recall"].idxmin()
+columns[2].metric("Mean recall", f"{table['recall'].mean():.2%}")
+columns[3].metric("Hardest emotion", hardest, f"recall {table.loc[hardest, 'recall']:.0%}", delta_color="off")
+
+st.subheader("Confusion matrix")
+normalized = st.toggle("Row-normalised (share of each true emotion)", key="confusion_normalized")
+st.plotly_chart(figures.confusion_heatmap(report, normalized), width="stretch", key="confusion")
+
+st.subheader("Per emotion")
+left, right = st.columns(2)
+left.caption("Actual, predicted and true positives (the report's chart)")
+left.plotly_chart(figures.report_bars(report), width="stretch", key="report_bars")
+right.caption("Precision, recall and F1")
+right.plotly_chart(figures.metric_bars(report), width="stretch", key="metric_bars")
+st.dataframe(table.style.format({"recall": "{:.3f}", "precision": "{:.3f}", "f1": "{:.3f}"}), width="stretch")
+
+report_json = json.dumps(
+    {"model": str(loaded.path), "split": split, "tta": tta, **report.to_dict()}, indent=1
+)
+rows = pd.DataFrame(
+    {
+        "index": np.arange(len(faces)),
+        "true": [EMOTIONS[i] for i in faces.labels],
+        "predicted": [EMOTIONS[i] for i in predicted],
+    }
+).join(pd.DataFrame(probabilities, columns=[f"p_{name}" for name in EMOTIONS]))
+left, right, _ = st.columns([1, 1, 2])
+left.download_button(
+    "Report (JSON)", report_json, f"report-{split}.json", "application/json", key="dl_report"
+)
+right.download_button(
+    "Predictions (CSV)",
+    rows.to_csv(index=False),
+    f"predictions-{split}.csv",
+    "text/csv",
+    key="dl_predictions",
+)
+
+st.subheader("Training curves")
+curves = read_curves(loaded.path)
+if curves is None:
+    st.caption("This model folder has no curves.csv.")
+else:
+    st.plotly_chart(figures.curves_figure(curves), width="stretch", key="curves")
+
+st.subheader("Feature maps")
+left, right = st.columns([1, 3])
+index = left.number_input("Face number", 0, len(faces) - 1, 0, key="feature_face")
+face = faces.images[int(index)]
+left.image(
+    face,
+    caption=f"true: {EMOTIONS[faces.labels[index]]} · predicted: {EMOTIONS[predicted[index]]}",
+    width=144,
+)
+layers = feature_layers(loaded)
+shown = right.multiselect("Layers", layers, default=layers[:4], key=f"feature_layers_{loaded.name}")
+if shown:
+    activations = layer_activations(loaded, face, shown)
+    for name, activation in activations.items():
+        right.image(
+            figures.feature_map_montage(activation),
+            caption=f"{name}: {activation.shape[0]} x {activation.shape[1]}, {activation.shape[2]} channels",
+            width="stretch",
+        )
+
+st.subheader("Misclassified faces")
+wrong = np.flatnonzero(predicted != faces.labels)
+st.caption(f"{len(wrong):,} of {len(faces):,} faces are misclassified; a random draw of them:")
+count = st.slider("How many", 8, 64, 24, 8, key="wrong_count")
+draw = np.random.default_rng(0).choice(wrong, min(count, len(wrong)), replace=False) if len(wrong) else []
+columns = st.columns(8)
+for position, face_index in enumerate(draw):
+    columns[position % 8].image(
+        faces.images[face_index],
+        caption=f"{EMOTIONS[faces.labels[face_index]]} → {EMOTIONS[predicted[face_index]]}",
+        width="stretch",
+    )

@@ -1,0 +1,70 @@
+"""The dashboard's entry point: navigation, the shared sidebar, and the Home page."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from fer_core import ui
+from fer_core.artifacts import default_model_path
+from fer_core.emotions import EMOTIONS
+
+
+def home() -> None:
+    st.title("Facial expression recognition")
+    st.markdown(
+        "Upload a face photo and see which of seven emotions it shows: "
+        + ", ".join(f"**{name}**" for name in EMOTIONS)
+        + ". Explore the FER2013 data set, train convolutional networks from sliders, and see exactly "
+        "how good a model is. It grows from a 2017 project report (Spark preprocessing, a small "
+        "TensorFlow CNN) whose network is the `seed` preset here."
+    )
+    choice = st.session_state["data_choice"]
+    model_column, data_column = st.columns(2)
+    with model_column:
+        st.subheader("Model in use")
+        loaded = ui.get_model(st.session_state.get("model_path") or default_model_path())
+        if loaded:
+            card = loaded.card
+            accuracy = loaded.accuracy("PrivateTest")
+            created = dt.datetime.fromisoformat(card["created"]).strftime("%d %b %Y")
+            st.metric("PrivateTest accuracy", f"{accuracy:.1%}" if accuracy is not None else "n/a")
+            st.markdown(
+                f"**{ui.model_label(loaded.path)}**  \npreset `{card['preset']}`, "
+                f"{card['preprocessing']['input_size']} x {card['preprocessing']['input_size']} input, "
+                f"trained {created} on `{card['data']['source']}` "
+                f"({card['training']['steps']:,} steps, {card['training']['seconds']:.0f} s "
+                f"on {card['training']['machine']})"
+            )
+    with data_column:
+        st.subheader("Data in use")
+        dataset = ui.get_dataset(choice)
+        if dataset:
+            counts = dataset.counts()
+            st.metric("Faces", f"{int(counts.loc['total', 'total']):,}")
+            st.markdown(
+                f"`{choice.label}` on Spark `{choice.spark_master}`  \n"
+                + ", ".join(f"{split}: {int(counts.loc['total', split]):,}" for split in counts.columns[:-1])
+                + f"  \nrejected rows: {dataset.num_rejected}"
+            )
+    st.divider()
+    st.markdown(
+        "**Pages**: *Dataset* shows the faces and their statistics; *Train* trains a model in the "
+        "background; *Evaluate* shows accuracy, the confusion matrix and feature maps; *Predict* reads the "
+        "emotions of the faces in your photos."
+    )
+
+
+st.set_page_config(page_title="FER dashboard", page_icon=":performing_arts:", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page(home, title="Home", icon=":material/home:", default=True),
+        st.Page("pages/1_dataset.py", title="Dataset", icon=":material/grid_view:"),
+        st.Page("pages/2_train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/3_evaluate.py", title="Evaluate", icon=":material/analytics:"),
+        st.Page("pages/4_predict.py", title="Predict", icon=":material/mood:"),
+    ]
+)
+st.session_state["data_choice"] = ui.sidebar()
+navigation.run()
