@@ -19,7 +19,7 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 MODELS_DIR = PROJECT_ROOT / "models"
-RUNS_DIR = PROJECT_ROOT / "runs"
+RUNS_ENV = "FER_RUNS_DIR"
 DEFAULT_MODEL = MODELS_DIR / "default"
 MODEL_ENV = "FER_MODEL"
 
@@ -51,6 +51,11 @@ class LoadedModel:
     def accuracy(self, split: str = "PrivateTest") -> float | None:
         metrics = self.card.get("metrics", {}).get(split)
         return metrics["accuracy"] if metrics else None
+
+
+def runs_dir() -> Path:
+    """Where dashboard and CLI runs are trained: ``$FER_RUNS_DIR`` or ``runs/`` in the project."""
+    return Path(os.environ.get(RUNS_ENV) or PROJECT_ROOT / "runs")
 
 
 def default_model_path() -> Path:
@@ -160,7 +165,7 @@ def list_models() -> list[Path]:
     """Model folders that ship in ``models/`` and that were trained into ``runs/``, newest first."""
     found = [
         card.parent
-        for root in (MODELS_DIR, RUNS_DIR)
+        for root in (MODELS_DIR, runs_dir())
         if root.is_dir()
         for card in root.glob(f"**/{CARD_FILE}")
     ]

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fer_core.artifacts import RUNS_DIR
+from fer_core.artifacts import runs_dir as default_runs_dir
 from fer_core.config import TrainConfig
 from fer_core.train import STOP_FILE
 
@@ -60,9 +60,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def active_job(runs_dir: Path = RUNS_DIR) -> Job | None:
+def active_job(runs_dir: Path | None = None) -> Job | None:
     """The job running now, if any; a record left by a dead process is cleared."""
-    record = runs_dir / ACTIVE_FILE
+    record = (runs_dir or default_runs_dir()) / ACTIVE_FILE
     try:
         job = Job(**json.loads(record.read_text()))
     except (OSError, ValueError, TypeError):
@@ -79,7 +79,7 @@ def start_job(
     *,
     data: str | os.PathLike | None = None,
     spark_master: str | None = None,
-    runs_dir: Path = RUNS_DIR,
+    runs_dir: Path | None = None,
 ) -> Job:
     """Start ``python -m fer_core train`` for ``config`` in ``runs_dir/name``; resumes if it exists.
 
@@ -87,6 +87,7 @@ def start_job(
     """
     from fer_core.cli import config_to_args
 
+    runs_dir = runs_dir or default_runs_dir()
     running = active_job(runs_dir)
     if running:
         raise JobBusy(running)
@@ -163,8 +164,9 @@ def last_error(run_dir: str | os.PathLike) -> str | None:
     return errors[-1].removeprefix("error:").strip() if errors else None
 
 
-def list_runs(runs_dir: Path = RUNS_DIR) -> list[Path]:
+def list_runs(runs_dir: Path | None = None) -> list[Path]:
     """Run folders, newest first."""
+    runs_dir = runs_dir or default_runs_dir()
     if not runs_dir.is_dir():
         return []
     runs = [

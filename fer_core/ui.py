@@ -15,18 +15,17 @@ from pyspark.errors import PySparkException
 
 from fer_core.artifacts import (
     DEFAULT_MODEL,
-    RUNS_DIR,
     LoadedModel,
     ModelError,
     list_models,
     load_model,
     read_card,
+    runs_dir,
 )
 from fer_core.data import DataError, Dataset, default_source, full_dataset_path, load_dataset
 from fer_core.spark import resolve_master
 
 SAMPLE, FULL, UPLOAD, PATH = "Shipped sample", "Full FER2013", "Upload a CSV", "Path on the server"
-UPLOADS_DIR = RUNS_DIR / "uploads"
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,9 @@ def sidebar() -> DataChoice:
 def _save_upload(name: str, content: bytes) -> Path:
     digest = hashlib.sha256(content).hexdigest()[:16]
     suffix = ".csv.gz" if name.lower().endswith(".gz") else ".csv"
-    target = UPLOADS_DIR / f"{digest}{suffix}"
+    target = runs_dir() / "uploads" / f"{digest}{suffix}"
     if not target.exists():
-        UPLOADS_DIR.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
     return target
 

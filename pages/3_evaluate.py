@@ -47,7 +47,7 @@ columns[1].metric("Faces", f"{report.n:,}")
 table = report.per_class()
 hardest = table["recall"].idxmin()
 columns[2].metric("Mean recall", f"{table['recall'].mean():.2%}")
-columns[3].metric("Hardest emotion", hardest, f"recall {table.loc[hardest, 'recall']:.0%}", delta_color="off")
+columns[3].metric("Hardest emotion", f"{hardest} ({table.loc[hardest, 'recall']:.0%} recall)")
 
 st.subheader("Confusion matrix")
 normalized = st.toggle("Row-normalised (share of each true emotion)", key="confusion_normalized")

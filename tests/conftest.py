@@ -16,9 +16,11 @@ PHOTOS = TESTS / "data" / "photos"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def isolated_cache(tmp_path_factory):
-    """Prepared Parquet caches go to a fresh folder, so tests exercise the Spark path."""
+def isolated_folders(tmp_path_factory):
+    """Parquet caches and training runs go to fresh folders: tests exercise the Spark path and
+    never see (or leave) runs of the developer's own."""
     os.environ["FER_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["FER_RUNS_DIR"] = str(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="session")

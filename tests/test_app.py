@@ -1,0 +1,95 @@
+"""Every dashboard page under Streamlit's AppTest, and a tiny training run from Train to Evaluate."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core import jobs
+from fer_core.artifacts import runs_dir
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+PAGES = ["pages/1_dataset.py", "pages/2_train.py", "pages/3_evaluate.py", "pages/4_predict.py"]
+
+
+@pytest.fixture()
+def app(spark):
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _open(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [error.value for error in at.error]
+    return at
+
+
+def test_home_shows_the_model_and_the_data(app):
+    assert app.title[0].value == "Facial expression recognition"
+    labels = [metric.label for metric in app.metric]
+    assert "PrivateTest accuracy" in labels and "Faces" in labels
+    assert app.sidebar.radio(key="data_source").value == "Shipped sample"
+
+
+def test_dataset_page_shows_counts_faces_and_statistics(app):
+    at = _open(app, PAGES[0])
+    assert [metric.label for metric in at.metric][:4] == ["Faces", "Training", "PublicTest", "PrivateTest"]
+    assert len(at.get("plotly_chart")) == 2  # counts and histogram
+    assert len(at.get("image")) >= 2  # sample faces and mean faces
+    headers = [header.value for header in at.subheader]
+    assert {"Sample faces", "Mean face of each emotion", "Pixel intensities", "Rejected rows"} <= set(headers)
+
+
+def test_dataset_page_reports_a_bad_path_politely(app):
+    app.sidebar.radio(key="data_source").set_value("Path on the server").run()
+    app.sidebar.text_input(key="data_path").input("/nowhere/fer.csv").run()
+    at = app.switch_page(PAGES[0]).run()
+    assert not at.exception
+    assert "not found" in at.error[0].value
+
+
+def test_evaluate_page_shows_accuracy_confusion_and_feature_maps(app):
+    at = _open(app, PAGES[2])
+    labels = [metric.label for metric in at.metric]
+    assert labels[:2] == ["Accuracy", "Faces"]
+    headers = [header.value for header in at.subheader]
+    expected = ("Confusion matrix", "Per emotion", "Training curves", "Feature maps", "Misclassified faces")
+    assert set(expected) <= set(headers)
+    assert len(at.get("plotly_chart")) >= 4
+    assert len(at.get("download_button")) == 2
+
+
+def test_predict_page_asks_for_photos(app):
+    at = _open(app, PAGES[3])
+    assert "Upload" in at.info[0].value
+
+
+def test_train_page_runs_a_tiny_training_that_shows_up_on_evaluate(app):
+    at = _open(app, PAGES[1])
+    prefix = "seed_"
+    at.number_input(key=prefix + "steps").set_value(40)
+    at.number_input(key=prefix + "eval").set_value(20)
+    at.number_input(key=prefix + "max_faces").set_value(300)
+    at.text_input(key=prefix + "name").input("apptest-run")
+    at.button[0].click()  # the form's Start button
+    at.run()
+    assert not at.exception and not at.error
+
+    deadline = time.monotonic() + 300
+    while jobs.active_job() and time.monotonic() < deadline:
+        time.sleep(2)
+    run = runs_dir() / "apptest-run"
+    state = jobs.job_state(run, running=jobs.active_job() is not None)
+    assert state.status == "done", (run / jobs.LOG_FILE).read_text()[-3000:]
+    assert state.step == 40
+
+    at = _open(at, PAGES[2])
+    options = at.selectbox(key="evaluate_model").options
+    assert any("apptest-run" in option for option in options)

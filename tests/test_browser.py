@@ -1,0 +1,145 @@
+"""The dashboard in a real browser: `streamlit run` on loopback, Debian's Chromium driven by Playwright.
+
+Screenshots of each page are kept in ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    with open(Path(os.environ["FER_RUNS_DIR"]) / "streamlit.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            process.kill()
+            pytest.fail("streamlit did not start within 90 s")
+        yield url
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2400})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def _visit(page, url: str, title: str):
+    page.goto(url)
+    page.get_by_role("heading", name=title, level=1).wait_for(timeout=120_000)
+    page.wait_for_load_state("networkidle")
+    # Streamlit shows a running indicator while the script runs; wait for the page to settle.
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000
+    )
+    assert page.locator('[data-testid="stException"]').count() == 0
+    return page
+
+
+@pytest.mark.parametrize(
+    ("path", "title"),
+    [("", "Facial expression recognition"), ("dataset", "Dataset"), ("train", "Train"),
+     ("evaluate", "Evaluate"), ("predict", "Predict")],
+)  # fmt: skip
+def test_every_page_renders(server, page, path, title):
+    _visit(page, f"{server}/{path}", title)
+    if path == "evaluate":
+        page.get_by_text("Confusion matrix").wait_for()
+        page.locator(".js-plotly-plot").first.wait_for()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / f"{path or 'home'}.png", full_page=True)
+
+
+def test_predict_labels_the_faces_of_uploaded_photos(server, page, photos):
+    _visit(page, f"{server}/predict", "Predict")
+    files = [photos / name for name in ("single_face.jpg", "multi_face.jpg", "no_face.jpg")]
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(files)
+    page.get_by_text("No face was found in this image.").wait_for(timeout=180_000)
+    page.get_by_role("heading", name="multi_face.jpg").wait_for()
+    # One probability chart per face: 1 + 5.
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=120_000)
+    captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+    emotions = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+    labelled = [caption for caption in captions if caption.split(": ")[-1] in emotions]
+    assert len(labelled) == 6
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "predict-photos.png", full_page=True)
+
+
+def test_predict_refuses_a_file_that_is_not_an_image(server, page, tmp_path):
+    fake = tmp_path / "holiday.png"
+    fake.write_bytes(b"this is not a picture at all")
+    _visit(page, f"{server}/predict", "Predict")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([fake])
+    page.get_by_text("holiday.png cannot be read").wait_for(timeout=120_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_short_training_started_in_the_browser_finishes(server, page):
+    _visit(page, f"{server}/train", "Train")
+    for label, value in (
+        ("Steps", "40"),
+        ("Validate every (steps)", "20"),
+        ("Training faces (0 = all)", "300"),
+    ):
+        field = page.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    name = page.get_by_label("Run name", exact=True)
+    name.fill("browser-run")
+    name.press("Tab")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("browser-run finished after 40 steps").wait_for(timeout=300_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "train-finished.png", full_page=True)
