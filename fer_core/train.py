@@ -21,7 +21,7 @@ from fer_core.preprocess import PreparedData
 CURVES_FILE = "curves.csv"
 CURVE_FIELDS = ("step", "minibatch_loss", "minibatch_accuracy", "val_loss", "val_accuracy", "elapsed_s")
 STOP_FILE = "STOP"  # created in the run folder to ask a running job to stop after the current step
-LOG_EVERY = 50  # steps between minibatch points on the curves
+LOG_EVERY = 50  # steps between minibatch points on the curves (fewer for short runs)
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,8 @@ def _optimizer(config: TrainConfig):
 def _callbacks(config: TrainConfig, run_dir: Path, progress: ProgressHook | None, started: float):
     import keras
 
+    log_every = max(1, min(LOG_EVERY, config.steps // 20))  # short runs still draw a curve
+
     class Curves(keras.callbacks.Callback):
         """Writes the report's curves against the global step, and feeds the progress hook.
 
@@ -147,7 +149,7 @@ def _callbacks(config: TrainConfig, run_dir: Path, progress: ProgressHook | None
             self.previous = (loss, accuracy)
             step = self._step()
             elapsed = time.monotonic() - started
-            if step % LOG_EVERY == 0:
+            if step % log_every == 0:
                 self._write(
                     {
                         "step": step,
