@@ -123,7 +123,40 @@ def save_model(model, directory: str | Path, card: dict[str, Any]) -> Path:
     model.save(directory / MODEL_FILE)
     card = {**card, "weights_sha256": sha256_file(directory / MODEL_FILE)}
     (directory / CARD_FILE).write_text(json.dumps(card, indent=1))
+    (directory / "README.md").write_text(card_markdown(card))
     return directory
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """The model card for people: what the model is, how it was trained, how good it is per emotion."""
+    training, data = card["training"], card["data"]
+    lines = [
+        f"# Model card: {card['name']} (preset `{card['preset']}`)",
+        "",
+        f"- Created {card['created']}; input {card['preprocessing']['input_size']} x "
+        f"{card['preprocessing']['input_size']} gray, area resize, {card['preprocessing']['normalization']} "
+        "normalisation; outputs the probabilities of " + ", ".join(card["emotions"]) + ".",
+        f"- Trained on the Training rows of `{data['source']}` (sha256 `{data['fingerprint'][:16]}…`): "
+        f"{training['steps']:,} steps in {training['seconds']:,.0f} s on {training['machine']}.",
+        "- Versions: " + ", ".join(f"{name} {version}" for name, version in card["versions"].items()) + ".",
+        f"- Weights sha256 `{card['weights_sha256']}`.",
+        "",
+        "| split | faces | accuracy |",
+        "|---|---:|---:|",
+    ]
+    for split, metrics in card["metrics"].items():
+        lines.append(f"| {split} | {metrics['n']:,} | {metrics['accuracy']:.2%} |")
+    for split in ("PublicTest", "PrivateTest"):
+        if split not in card["metrics"]:
+            continue
+        lines += ["", f"Per emotion on {split}:", "", "| emotion | faces | recall | precision | F1 |",
+                  "|---|---:|---:|---:|---:|"]  # fmt: skip
+        for name, row in card["metrics"][split]["per_class"].items():
+            rates = f"{row['recall']:.2%} | {row['precision']:.2%} | {row['f1']:.3f}"
+            lines.append(f"| {name} | {row['support']:,} | {rates} |")
+    settings = ", ".join(f"{key}={value}" for key, value in card["config"].items())
+    lines += ["", f"Settings: {settings}.", ""]
+    return "\n".join(lines)
 
 
 def read_card(directory: str | Path) -> dict[str, Any]:

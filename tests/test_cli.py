@@ -107,7 +107,7 @@ def test_end_to_end_from_csv_to_prediction(tmp_path, slice_csv, photos):
             cache=cache,
         ).stdout
     )
-    assert report["n"] == stats["rows"]["PrivateTest"] and report["n"] == sum(
+    assert report["n"] == sum(stats["rows"]["PrivateTest"].values()) and report["n"] == sum(
         map(sum, report["confusion_matrix"])
     )
     assert report["accuracy"] == pytest.approx(trained["accuracy"]["PrivateTest"], abs=1e-4)

@@ -10,6 +10,7 @@ import pytest
 from fer_core.artifacts import load_model
 from fer_core.emotions import EMOTIONS
 from fer_core.predict import analyze_image, detect_faces, predict_faces, read_image
+from fer_core.preprocess import resize_faces
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +53,9 @@ def test_exif_orientation_is_applied(photos, tmp_path):
     from PIL import Image
 
     upright = read_image(photos / "single_face.jpg")
-    image = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # stored sideways ...
+    image = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # stored turned left ...
     exif = Image.Exif()
-    exif[0x0112] = 8  # ... with the EXIF tag that says: rotate 90 degrees clockwise to view
+    exif[0x0112] = 6  # ... with the EXIF orientation that says: turn it right to view
     path = tmp_path / "sideways.jpg"
     image.save(path, exif=exif, quality=95)
     restored = read_image(path)
@@ -91,6 +92,8 @@ def test_predict_faces_from_arrays_with_and_without_tta(model, sample_lines):
     faces = np.stack(
         [np.array(line.split(",")[1].split(), np.uint8).reshape(48, 48) for line in sample_lines[:20]]
     )
+    # At the model's own size no resize happens, so mirroring commutes exactly with preprocessing.
+    faces = resize_faces(faces, model.input_size)
     plain = predict_faces(model, faces)
     tta = predict_faces(model, faces, tta=True)
     mirrored = predict_faces(model, faces[:, :, ::-1])
