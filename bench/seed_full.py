@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", default="runs/seed-bench")
+    parser.add_argument("--out", default="runs/seed")
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--install", action="store_true", help="copy the model to models/default")
     args = parser.parse_args()

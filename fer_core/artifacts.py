@@ -118,8 +118,15 @@ def make_card(
 
 def save_model(model, directory: str | Path, card: dict[str, Any]) -> Path:
     """Write ``model.keras`` and ``card.json`` (with the weights' sha256) into ``directory``."""
+    import keras
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if getattr(model, "optimizer", None) is not None:
+        # Ship the network alone: the optimizer's state would triple the file for no use at prediction.
+        inference = keras.Model.from_config(model.get_config())  # uncompiled, unlike clone_model
+        inference.set_weights(model.get_weights())
+        model = inference
     model.save(directory / MODEL_FILE)
     card = {**card, "weights_sha256": sha256_file(directory / MODEL_FILE)}
     (directory / CARD_FILE).write_text(json.dumps(card, indent=1))

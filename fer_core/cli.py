@@ -11,6 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from fer_core.config import (
+    AUGMENTATIONS,
     CLASS_WEIGHTS,
     NORMALIZATIONS,
     OPTIMIZERS,
@@ -26,6 +27,7 @@ CHOICES = {
     "class_weight": CLASS_WEIGHTS,
     "normalization": NORMALIZATIONS,
     "validation": VALIDATION_SOURCES,
+    "augment": AUGMENTATIONS,
 }
 
 

@@ -12,6 +12,11 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 CLASS_WEIGHTS = ("none", "balanced")
 NORMALIZATIONS = ("report", "unit")  # (x - 128) / 128, or x / 255
+AUGMENTATIONS = (
+    "none",
+    "light",
+    "full",
+)  # in-model: light = flips and small shifts; full adds rotation, zoom
 VALIDATION_SOURCES = ("PublicTest", "holdout")  # holdout: 10% of the Training rows
 
 
@@ -27,7 +32,7 @@ class TrainConfig:
     hidden_units: int = 64
     dropout: float = 0.0
     normalization: str = "report"
-    augment: bool = False  # on-the-fly shifts, flips, rotations, zoom and erasing inside the model
+    augment: str = "none"  # on-the-fly augmentation inside the model, active only in training
     # offline preprocessing of the training split (the report's copies)
     flip: bool = True
     rotation: float = 10.0
@@ -54,6 +59,7 @@ class TrainConfig:
             "schedule": SCHEDULES,
             "class_weight": CLASS_WEIGHTS,
             "normalization": NORMALIZATIONS,
+            "augment": AUGMENTATIONS,
             "validation": VALIDATION_SOURCES,
         }
         for name, allowed in choices.items():
@@ -99,4 +105,6 @@ class TrainConfig:
         """Build from JSON-like values, ignoring unknown keys and turning lists back into tuples."""
         known = {f.name for f in fields(cls)}
         clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+        if isinstance(clean.get("augment"), bool):  # cards written before augmentation had levels
+            clean["augment"] = "full" if clean["augment"] else "none"
         return cls(**clean)

@@ -36,12 +36,14 @@ def _inputs(config: TrainConfig):
     inputs = keras.Input((config.input_size, config.input_size), name="faces")
     x = keras.layers.Reshape((config.input_size, config.input_size, 1), name="channel")(inputs)
     x = _normalize(x, config)
-    if config.augment:
+    if config.augment != "none":
         # Active only in training, so prediction sees the face unchanged.
+        shift = 0.1 if config.augment == "full" else 0.06
         x = keras.layers.RandomFlip("horizontal", seed=config.seed, name="aug_flip")(x)
-        x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=config.seed, name="aug_shift")(
-            x
-        )
+        x = keras.layers.RandomTranslation(
+            shift, shift, fill_mode="nearest", seed=config.seed, name="aug_shift"
+        )(x)
+    if config.augment == "full":
         x = keras.layers.RandomRotation(10 / 360, fill_mode="nearest", seed=config.seed, name="aug_rotate")(x)
         x = keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=config.seed, name="aug_zoom")(x)
     return inputs, x
@@ -98,7 +100,7 @@ _MODERN = {  # shared by the presets that train with on-the-fly augmentation ins
     "flip": False,
     "rotation": 0.0,
     "oversample_disgust": 1,
-    "augment": True,
+    "augment": "full",
     "optimizer": "adamw",
     "schedule": "cosine",
     "weight_decay": 1e-4,
@@ -114,17 +116,18 @@ PRESETS: dict[str, Preset] = {
         Preset("seed", "The 2017 report's CNN and recipe: 28 x 28, SGD 0.05, 16,001 steps.", build_seed),
         Preset(
             "fast",
-            "Small VGG at 48 x 48 with augmentation: a good model from about 10 minutes on 2 CPU cores.",
+            "Three-stage VGG at 40 x 40 with augmentation: about 10 minutes of training on 2 CPU cores.",
             build_vgg,
             {
                 **_MODERN,
-                "input_size": 48,
+                "input_size": 40,
                 "filters": (32, 64, 128),
                 "hidden_units": 128,
-                "dropout": 0.3,
+                "augment": "light",
+                "dropout": 0.2,
                 "learning_rate": 3e-3,
                 "batch_size": 64,
-                "steps": 7_000,
+                "steps": 4_500,
                 "eval_every": 500,
             },
         ),

@@ -97,8 +97,13 @@ def _optimizer(config: TrainConfig):
 
     rate = config.learning_rate
     if config.schedule == "cosine":
+        # A short linear warm-up from a tenth of the rate steadies batch norm's first steps.
+        warmup = max(1, config.steps // 30)
         rate = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.steps, warmup_target=None
+            config.learning_rate / 10,
+            decay_steps=config.steps - warmup,
+            warmup_target=config.learning_rate,
+            warmup_steps=warmup,
         )
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(rate)

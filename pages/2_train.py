@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from fer_core import figures, jobs
-from fer_core.config import CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES, VALIDATION_SOURCES
+from fer_core.config import AUGMENTATIONS, CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES, VALIDATION_SOURCES
 from fer_core.models import PRESETS, preset_config
 from fer_core.train import read_curves
 
@@ -86,11 +86,12 @@ with st.form("train_form"):
     )
     c1, c2, c3, c4 = st.columns(4)
     dropout = c1.slider("Dropout", 0.0, 0.8, defaults.dropout, 0.05, key=key + "dropout")
-    augment = c2.toggle(
+    augment = c2.selectbox(
         "On-the-fly augmentation",
-        defaults.augment,
+        AUGMENTATIONS,
+        AUGMENTATIONS.index(defaults.augment),
         key=key + "augment",
-        help="random shifts, flips, rotations and zoom inside the model",
+        help="inside the model, training only: light = flips and shifts; full adds rotation and zoom",
     )
     flip = c3.toggle("Flip copies", defaults.flip, key=key + "flip", help="the report's mirrored copies")
     rotation = c4.slider("Rotation copies (degrees)", 0.0, 30.0, defaults.rotation, 1.0, key=key + "rotation")

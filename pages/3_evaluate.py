@@ -71,11 +71,13 @@ rows = pd.DataFrame(
         "predicted": [EMOTIONS[i] for i in predicted],
     }
 ).join(pd.DataFrame(probabilities, columns=[f"p_{name}" for name in EMOTIONS]))
-left, right, _ = st.columns([1, 1, 2])
-left.download_button(
+report_csv = table.assign(accuracy=report.accuracy, split=split, model=str(loaded.path)).to_csv()
+buttons = st.columns([1, 1, 1, 2])
+buttons[0].download_button("Report (CSV)", report_csv, f"report-{split}.csv", "text/csv", key="dl_report_csv")
+buttons[1].download_button(
     "Report (JSON)", report_json, f"report-{split}.json", "application/json", key="dl_report"
 )
-right.download_button(
+buttons[2].download_button(
     "Predictions (CSV)",
     rows.to_csv(index=False),
     f"predictions-{split}.csv",

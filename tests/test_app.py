@@ -63,7 +63,7 @@ def test_evaluate_page_shows_accuracy_confusion_and_feature_maps(app):
     expected = ("Confusion matrix", "Per emotion", "Training curves", "Feature maps", "Misclassified faces")
     assert set(expected) <= set(headers)
     assert len(at.get("plotly_chart")) >= 4
-    assert len(at.get("download_button")) == 2
+    assert len(at.get("download_button")) == 3
 
 
 def test_predict_page_asks_for_photos(app):

@@ -1,0 +1,81 @@
+"""Compare trained models: size, load time, training cost, and accuracy with and without mirror TTA.
+
+    python bench/models.py MODEL_DIR [MODEL_DIR ...] [--data PATH]
+
+Accuracy is computed here on the full FER2013 (PublicTest and PrivateTest, plain and with mirror
+test-time augmentation), not read from the cards; the training cost comes from each model's card.
+Load time is the median of three loads, also as a ratio to the first model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from fer_core.artifacts import MODEL_FILE, load_model
+from fer_core.data import full_dataset_path, load_dataset
+from fer_core.emotions import EMOTIONS
+from fer_core.pipeline import evaluate_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--data", type=Path, default=full_dataset_path())
+    args = parser.parse_args()
+    if args.data is None:
+        raise SystemExit("the full FER2013 is needed: set FER2013_CSV or pass --data")
+    dataset = load_dataset(args.data)
+
+    rows, recalls = [], {}
+    for path in args.models:
+        loads = []
+        for _ in range(3):
+            started = time.perf_counter()
+            loaded = load_model(path)
+            loads.append(time.perf_counter() - started)
+        card = loaded.card
+        scores = {
+            (split, tta): evaluate_model(loaded, dataset, split, tta=tta)
+            for split in ("PublicTest", "PrivateTest")
+            for tta in (False, True)
+        }
+        recalls[path] = scores["PrivateTest", False].per_class()["recall"]
+        training = card["training"]
+        images = training["steps"] * card["config"]["batch_size"]
+        rows.append(
+            (
+                f"{path}",  # machine: see the card
+                card["preset"],
+                loaded.model.count_params(),
+                (path / MODEL_FILE).stat().st_size / 2**20,
+                statistics.median(loads),
+                training["seconds"] / 60,
+                images / training["seconds"],
+                scores["PublicTest", False].accuracy,
+                scores["PrivateTest", False].accuracy,
+                scores["PrivateTest", True].accuracy,
+            )
+        )
+
+    base_load = rows[0][4]
+    print(f"\ndata: {args.data}; training minutes and images/s come from each model's card\n")
+    header = ("model", "preset", "params", "MB", "load s", "load x", "train min", "img/s")
+    header += ("Public", "Private", "Private+TTA")
+    print(f"{header[0]:<28}{header[1]:<7}" + "".join(f"{h:>11}" for h in header[2:]))
+    for name, preset, params, size, load, minutes, speed, public, private, private_tta in rows:
+        print(
+            f"{name:<28}{preset:<7}{params:>11,}{size:>11.1f}{load:>11.2f}{load / base_load:>10.1f}x"
+            f"{minutes:>11.1f}{speed:>11.0f}{public:>11.2%}{private:>11.2%}{private_tta:>11.2%}"
+        )
+    print(f"\nPrivateTest recall per emotion\n{'model':<28}" + "".join(f"{name:>10}" for name in EMOTIONS))
+    for path, recall in recalls.items():
+        print(f"{str(path):<28}" + "".join(f"{value:>10.2%}" for value in recall))
+
+
+if __name__ == "__main__":
+    main()
