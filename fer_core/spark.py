@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 DEFAULT_MASTER = "local[*]"
 MASTER_ENV = "FER_SPARK_MASTER"
+_session = None  # the session built here last; replaced when another master is asked for
 
 
 def resolve_master(master: str | None = None) -> str:
@@ -25,6 +30,9 @@ def get_spark(master: str | None = None, app_name: str = "fer-core"):
     if master.startswith("local"):
         # Local workers must run the driver's interpreter (and its packages), not the first python3.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    global _session
+    if _session is not None and _session.sparkContext.master != master:
+        _session.stop()  # a session is bound to its master: switching clusters needs a new one
     builder = (
         SparkSession.builder.master(master)
         .appName(app_name)
@@ -34,6 +42,17 @@ def get_spark(master: str | None = None, app_name: str = "fer-core"):
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", os.environ.get("FER_SPARK_DRIVER_MEMORY", "4g"))
     )
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    _session = builder.getOrCreate()
+    _session.sparkContext.setLogLevel("ERROR")
+    if not master.startswith("local"):
+        # Executors on a cluster run the UDFs of fer_core: ship the package with the job.
+        _session.sparkContext.addPyFile(str(_package_zip()))
+    return _session
+
+
+@functools.cache
+def _package_zip() -> Path:
+    """fer_core's source as a zip for ``addPyFile`` (made once per process)."""
+    package = Path(__file__).resolve().parent
+    base = Path(tempfile.mkdtemp(prefix="fer-core-")) / "fer_core"
+    return Path(shutil.make_archive(str(base), "zip", root_dir=package.parent, base_dir=package.name))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("FER_SPARK_MASTER", "local[2]")  # every session of the tests is this one
 
 from fer_core.data import SAMPLE_PATH, full_dataset_path  # noqa: E402
 
