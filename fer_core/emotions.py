@@ -6,11 +6,3 @@ EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surpri
 NUM_CLASSES = len(EMOTIONS)
 FACE_SIZE = 48  # FER2013 faces are 48 x 48 grayscale
 SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
-
-
-def emotion_index(name: str) -> int:
-    """Index of an emotion name (case-insensitive) in the FER2013 order."""
-    try:
-        return EMOTIONS.index(name.strip().lower())
-    except ValueError:
-        raise ValueError(f"unknown emotion {name!r}; expected one of {', '.join(EMOTIONS)}") from None

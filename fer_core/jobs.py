@@ -40,10 +40,6 @@ class Job:
     started: float
     data: str
 
-    @property
-    def log_path(self) -> Path:
-        return Path(self.run_dir) / LOG_FILE
-
 
 def _alive(pid: int) -> bool:
     """Whether ``pid`` is a running (not zombie) process."""
@@ -162,14 +158,3 @@ def last_error(run_dir: str | os.PathLike) -> str | None:
         return None
     errors = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error:")]
     return errors[-1].removeprefix("error:").strip() if errors else None
-
-
-def list_runs(runs_dir: Path | None = None) -> list[Path]:
-    """Run folders, newest first."""
-    runs_dir = runs_dir or default_runs_dir()
-    if not runs_dir.is_dir():
-        return []
-    runs = [
-        path for path in runs_dir.iterdir() if (path / "config.json").exists() or (path / LOG_FILE).exists()
-    ]
-    return sorted(runs, key=lambda path: path.stat().st_mtime, reverse=True)
