@@ -51,6 +51,7 @@ class TrainConfig:
     patience: int = 0  # evaluations without improvement before stopping early; 0 = never
     validation: str = "PublicTest"
     max_train_faces: int = 0  # 0 = all; a small number makes a quick demo or test run
+    init_from: str = ""  # a model folder whose weights start the run (same preset and sizes)
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -214,6 +214,16 @@ def _callbacks(config: TrainConfig, run_dir: Path, progress: ProgressHook | None
     return callbacks
 
 
+def _load_initial_weights(model, directory: Path) -> None:
+    """Start from a saved model's weights (a warm restart or fine-tuning)."""
+    from fer_core.artifacts import load_model
+
+    try:
+        model.set_weights(load_model(directory).model.get_weights())
+    except ValueError as error:
+        raise ValueError(f"{directory} has another architecture than this run's settings: {error}") from None
+
+
 def _elapsed_so_far(curves: Path) -> float:
     if not curves.exists():
         return 0.0
@@ -281,6 +291,8 @@ def train(
     keras.utils.set_random_seed(config.seed)
     train_faces, validation = _select_training(prepared, config)
     model = build_model(config)
+    if config.init_from:
+        _load_initial_weights(model, Path(config.init_from))
     model.compile(
         optimizer=_optimizer(config),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),

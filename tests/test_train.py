@@ -108,3 +108,30 @@ def test_interrupted_run_resumes_where_it_stopped(sample, tmp_path):
 
     with pytest.raises(ValueError, match="prepared with"):
         train(preset_config("fast", **TINY), prepared, tmp_path / "other")
+
+
+def test_init_from_starts_with_a_saved_models_weights(sample, tmp_path):
+    from fer_core.artifacts import default_model_path, load_model
+
+    shipped = load_model(default_model_path())
+    config = preset_config(
+        shipped.card["preset"], **{**TINY, "steps": 1, "eval_every": 1, "learning_rate": 1e-9}
+    )
+    config = preset_config(
+        config.preset,
+        **{
+            **shipped.config.to_dict(),
+            **TINY,
+            "steps": 1,
+            "eval_every": 1,
+            "learning_rate": 1e-9,
+            "init_from": str(default_model_path()),
+        },
+    )
+    result = train(config, prepare(sample, config.preprocess), tmp_path / "warm")
+    for trained, original in zip(result.model.get_weights(), shipped.model.get_weights(), strict=True):
+        assert np.allclose(trained, original, atol=1e-5)
+
+    other = preset_config("fast", **{**TINY, "init_from": str(default_model_path())})
+    with pytest.raises(ValueError, match="another architecture"):
+        train(other, prepare(sample, other.preprocess), tmp_path / "mismatch")
