@@ -115,10 +115,7 @@ def test_init_from_starts_with_a_saved_models_weights(sample, tmp_path):
 
     shipped = load_model(default_model_path())
     config = preset_config(
-        shipped.card["preset"], **{**TINY, "steps": 1, "eval_every": 1, "learning_rate": 1e-9}
-    )
-    config = preset_config(
-        config.preset,
+        shipped.card["preset"],
         **{
             **shipped.config.to_dict(),
             **TINY,
