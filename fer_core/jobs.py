@@ -91,7 +91,7 @@ def start_job(
         raise ValueError(f"a run name must be a plain folder name, got {name!r}")
     run_dir = runs_dir / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    (run_dir / STOP_FILE).unlink(missing_ok=True)  # left by a job that died before honouring it
     (run_dir / "progress.json").unlink(missing_ok=True)
     command = [sys.executable, "-m", "fer_core", "train", "--out", str(run_dir), *config_to_args(config)]
     if data:

@@ -40,7 +40,8 @@ def train_model(
 ) -> tuple[LoadedModel, TrainResult]:
     """Read, prepare (Spark), train (Keras), evaluate every split, and save to ``out/model``.
 
-    ``out`` is the run folder: an interrupted run there resumes unless ``restart``.
+    ``out`` is the run folder: an interrupted run there resumes unless ``restart``. A stop requested
+    while the data is read and prepared ends the run at its first step.
     """
     dataset = load_dataset(data, split_config=split_config, spark_master=spark_master)
     prepared = prepare(dataset, config.preprocess, spark_master=spark_master)

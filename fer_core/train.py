@@ -20,7 +20,9 @@ from fer_core.preprocess import PreparedData
 
 CURVES_FILE = "curves.csv"
 CURVE_FIELDS = ("step", "minibatch_loss", "minibatch_accuracy", "val_loss", "val_accuracy", "elapsed_s")
-STOP_FILE = "STOP"  # created in the run folder to ask a running job to stop after the current step
+# Created in the run folder to ask a running job to stop after its current step; the run that
+# honours it removes it, so a stop pressed while the data still loads counts too.
+STOP_FILE = "STOP"
 LOG_EVERY = 50  # steps between minibatch points on the curves (fewer for short runs)
 
 
@@ -286,7 +288,6 @@ def train(
                 "settings, or restart it"
             )
     saved.write_text(json.dumps(config.to_dict(), indent=1))
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
 
     keras.utils.set_random_seed(config.seed)
     train_faces, validation = _select_training(prepared, config)
@@ -316,6 +317,7 @@ def train(
     finished = steps_done >= config.steps
     if finished:
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request is honoured
     best = run_dir / "best.weights.h5"
     if config.keep_best and best.exists():
         model.load_weights(str(best))

@@ -93,3 +93,22 @@ def test_train_page_runs_a_tiny_training_that_shows_up_on_evaluate(app):
     at = _open(at, PAGES[2])
     options = at.selectbox(key="evaluate_model").options
     assert any("apptest-run" in option for option in options)
+
+
+def test_a_second_training_is_told_which_run_is_going(app):
+    from fer_core.models import preset_config
+
+    running = jobs.start_job(preset_config("seed", steps=100_000, max_train_faces=300), "long-run")
+    try:
+        at = _open(app, PAGES[1])
+        assert "long-run" in at.info[0].value
+        at.text_input(key="seed_name").input("second-run")
+        at.button[0].click()
+        at.run()
+        assert "long-run" in at.warning[0].value and "already training" in at.warning[0].value
+        assert not (runs_dir() / "second-run").exists()
+    finally:
+        jobs.stop_job(running.run_dir)
+        deadline = time.monotonic() + 120
+        while jobs.active_job() and time.monotonic() < deadline:
+            time.sleep(1)

@@ -140,6 +140,9 @@ def test_a_short_training_started_in_the_browser_finishes(server, page):
     name.fill("browser-run")
     name.press("Tab")
     page.get_by_role("button", name="Start training").click()
+    page.get_by_text("browser-run").first.wait_for()
+    page.reload()  # the job is a process of its own: a reload finds it running or finished
+    _visit(page, f"{server}/train", "Train")
     page.get_by_text("browser-run finished after 40 steps").wait_for(timeout=300_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / "train-finished.png", full_page=True)

@@ -97,7 +97,7 @@ def test_interrupted_run_resumes_where_it_stopped(sample, tmp_path):
 
     first = train(config, prepared, run, progress=stop_after_first_evaluation)
     assert first.stopped and first.steps_done < config.steps
-    assert (run / "backup").exists()
+    assert (run / "backup").exists() and not (run / STOP_FILE).exists()
 
     resumed = train(config, prepared, run)
     assert not resumed.stopped
