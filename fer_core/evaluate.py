@@ -88,3 +88,14 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> Evaluation:
     cells = labels.astype(np.int64) * NUM_CLASSES + predictions.astype(np.int64)
     matrix = np.bincount(cells, minlength=NUM_CLASSES * NUM_CLASSES).reshape(NUM_CLASSES, NUM_CLASSES)
     return Evaluation(confusion=matrix)
+
+
+def predictions_table(labels: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
+    """One row per face: its index, true and predicted emotion, and the seven probabilities."""
+    return pd.DataFrame(
+        {
+            "index": np.arange(len(labels)),
+            "true": [EMOTIONS[i] for i in labels],
+            "predicted": [EMOTIONS[i] for i in np.asarray(probabilities).argmax(axis=1)],
+        }
+    ).join(pd.DataFrame(probabilities, columns=[f"p_{name}" for name in EMOTIONS]))

@@ -260,3 +260,24 @@ def layer_activations(
     outputs = probe.predict(inputs, verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]
     return {name: np.asarray(output[0], np.float32) for name, output in zip(names, outputs, strict=True)}
+
+
+def results_table(results: list[ImageResult]):
+    """One row per face found in the photos: image, face number, box, emotion and probabilities."""
+    import pandas as pd
+
+    rows = [
+        {
+            "image": result.name,
+            "face": number,
+            "x": face.box[0],
+            "y": face.box[1],
+            "w": face.box[2],
+            "h": face.box[3],
+            "emotion": face.emotion,
+            **{f"p_{name}": float(p) for name, p in zip(EMOTIONS, face.probabilities, strict=True)},
+        }
+        for result in results
+        for number, face in enumerate(result.faces, start=1)
+    ]
+    return pd.DataFrame(rows)

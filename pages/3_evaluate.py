@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from fer_core import figures, ui
 from fer_core.emotions import EMOTIONS, SPLITS
-from fer_core.evaluate import evaluate
+from fer_core.evaluate import evaluate, predictions_table
 from fer_core.predict import feature_layers, layer_activations, predict_faces
 from fer_core.train import read_curves
 
@@ -64,13 +63,6 @@ st.dataframe(table.style.format({"recall": "{:.3f}", "precision": "{:.3f}", "f1"
 report_json = json.dumps(
     {"model": str(loaded.path), "split": split, "tta": tta, **report.to_dict()}, indent=1
 )
-rows = pd.DataFrame(
-    {
-        "index": np.arange(len(faces)),
-        "true": [EMOTIONS[i] for i in faces.labels],
-        "predicted": [EMOTIONS[i] for i in predicted],
-    }
-).join(pd.DataFrame(probabilities, columns=[f"p_{name}" for name in EMOTIONS]))
 report_csv = table.assign(accuracy=report.accuracy, split=split, model=str(loaded.path)).to_csv()
 buttons = st.columns([1, 1, 1, 2])
 buttons[0].download_button("Report (CSV)", report_csv, f"report-{split}.csv", "text/csv", key="dl_report_csv")
@@ -79,7 +71,7 @@ buttons[1].download_button(
 )
 buttons[2].download_button(
     "Predictions (CSV)",
-    rows.to_csv(index=False),
+    predictions_table(faces.labels, probabilities).to_csv(index=False),
     f"predictions-{split}.csv",
     "text/csv",
     key="dl_predictions",

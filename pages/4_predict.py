@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import streamlit as st
 
 from fer_core import figures, ui
-from fer_core.emotions import EMOTIONS
-from fer_core.predict import DETECTORS, analyze_image
+from fer_core.predict import DETECTORS, analyze_image, results_table
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 
@@ -71,25 +69,12 @@ for number, (name, content) in enumerate(inputs):
                 key=f"probabilities_{number}_{face_number}",
             )
 
-rows = [
-    {
-        "image": result.name,
-        "face": index,
-        "x": face.box[0],
-        "y": face.box[1],
-        "w": face.box[2],
-        "h": face.box[3],
-        "emotion": face.emotion,
-        **{f"p_{name}": float(p) for name, p in zip(EMOTIONS, face.probabilities, strict=True)},
-    }
-    for result in results
-    for index, face in enumerate(result.faces, start=1)
-]
-if rows:
+table = results_table(results)
+if len(table):
     st.divider()
     left, right, _ = st.columns([1, 1, 3])
     left.download_button(
-        "Results (CSV)", pd.DataFrame(rows).to_csv(index=False), "predictions.csv", "text/csv", key="dl_csv"
+        "Results (CSV)", table.to_csv(index=False), "predictions.csv", "text/csv", key="dl_csv"
     )
     right.download_button(
         "Results (JSON)",

@@ -51,3 +51,16 @@ def test_json_shape_and_bad_input():
         evaluate(np.array([1]), np.zeros((1, 5)))
     with pytest.raises(ValueError, match="0..6"):
         evaluate(np.array([9]), np.array([1]))
+
+
+def test_predictions_table_has_one_row_per_face():
+    from fer_core.evaluate import predictions_table
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 7, 30)
+    probabilities = rng.dirichlet(np.ones(7), 30).astype(np.float32)
+    table = predictions_table(labels, probabilities)
+    assert len(table) == 30
+    assert table["true"].tolist() == [EMOTIONS[i] for i in labels]
+    assert table["predicted"].tolist() == [EMOTIONS[i] for i in probabilities.argmax(1)]
+    assert np.allclose(table[[f"p_{name}" for name in EMOTIONS]].sum(axis=1), 1, atol=1e-5)

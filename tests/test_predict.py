@@ -42,6 +42,20 @@ def test_each_face_gets_box_crop_and_probabilities(photos, model):
         assert face.emotion == EMOTIONS[int(face.probabilities.argmax())]
 
 
+def test_results_table_lists_every_face(photos, model):
+    from fer_core.predict import results_table
+
+    results = [
+        analyze_image(photos / name, model) for name in ("single_face.jpg", "multi_face.jpg", "no_face.jpg")
+    ]
+    table = results_table(results)
+    assert table.groupby("image").size().to_dict() == {
+        str(photos / "single_face.jpg"): 1,
+        str(photos / "multi_face.jpg"): 5,
+    }
+    assert set(table["emotion"]) <= set(EMOTIONS)
+
+
 def test_no_face_says_so_and_can_use_the_whole_image(photos, model):
     result = analyze_image(photos / "no_face.jpg", model)
     assert result.error is None and result.faces == [] and not result.whole_image
