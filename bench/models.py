@@ -66,11 +66,11 @@ def main() -> None:
     print(f"\ndata: {args.data}; training minutes and images/s come from each model's card\n")
     header = ("model", "preset", "params", "MB", "load s", "load x", "train min", "img/s")
     header += ("Public", "Private", "Private+TTA")
-    print(f"{header[0]:<28}{header[1]:<7}" + "".join(f"{h:>11}" for h in header[2:]))
+    print(f"{header[0]:<28}{header[1]:<7}" + "".join(f"{h:>11}" for h in header[2:-1]) + f"{header[-1]:>13}")
     for name, preset, params, size, load, minutes, speed, public, private, private_tta in rows:
         print(
             f"{name:<28}{preset:<7}{params:>11,}{size:>11.1f}{load:>11.2f}{load / base_load:>10.1f}x"
-            f"{minutes:>11.1f}{speed:>11.0f}{public:>11.2%}{private:>11.2%}{private_tta:>11.2%}"
+            f"{minutes:>11.1f}{speed:>11.0f}{public:>11.2%}{private:>11.2%}{private_tta:>13.2%}"
         )
     print(f"\nPrivateTest recall per emotion\n{'model':<28}" + "".join(f"{name:>10}" for name in EMOTIONS))
     for path, recall in recalls.items():
