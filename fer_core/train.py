@@ -103,7 +103,7 @@ def _optimizer(config: TrainConfig):
         warmup = max(1, config.steps // 30)
         rate = keras.optimizers.schedules.CosineDecay(
             config.learning_rate / 10,
-            decay_steps=config.steps - warmup,
+            decay_steps=max(1, config.steps - warmup),
             warmup_target=config.learning_rate,
             warmup_steps=warmup,
         )
