@@ -126,8 +126,10 @@ def test_init_from_starts_with_a_saved_models_weights(sample, tmp_path):
         },
     )
     result = train(config, prepare(sample, config.preprocess), tmp_path / "warm")
-    for trained, original in zip(result.model.get_weights(), shipped.model.get_weights(), strict=True):
-        assert np.allclose(trained, original, atol=1e-5)
+    # Trainable weights only: batch norm's moving statistics move with the one training step.
+    pairs = zip(result.model.trainable_weights, shipped.model.trainable_weights, strict=True)
+    for trained, original in pairs:
+        assert np.allclose(trained.numpy(), original.numpy(), atol=1e-5)
 
     other = preset_config("fast", **{**TINY, "init_from": str(default_model_path())})
     with pytest.raises(ValueError, match="another architecture"):
