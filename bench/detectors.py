@@ -1,6 +1,6 @@
 """Face detectors that ship with their packages, on the real photos: faces found and time per photo.
 
-    python bench/detectors.py [--photos tests/data/photos]
+    python -m bench.detectors [--photos tests/data/photos]
 
 The expected counts come from the photos' README (1, 5, 29 small faces, 0). Time is the mean of three
 runs after a warm-up, and is also given as a ratio to the Haar cascade's in the same run.

@@ -1,9 +1,9 @@
-"""Compare trained models: size, load time, training cost, and accuracy with and without mirror TTA.
+"""Compare trained models: size, load time, training cost, and accuracy with each test-time augmentation.
 
-    python bench/models.py MODEL_DIR [MODEL_DIR ...] [--data PATH]
+    python -m bench.models MODEL_DIR [MODEL_DIR ...] [--data PATH]
 
-Accuracy is computed here on the full FER2013 (PublicTest and PrivateTest, plain and with mirror
-test-time augmentation), not read from the cards; the training cost comes from each model's card.
+Accuracy is computed here on the full FER2013 (PublicTest and PrivateTest; no TTA, mirror, mirror and
+shifted crops), not read from the cards; the training cost comes from each model's card.
 Load time is the median of three loads, also as a ratio to the first model's.
 """
 
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from fer_core.artifacts import MODEL_FILE, load_model
+from fer_core.config import TTA_MODES
 from fer_core.data import full_dataset_path, load_dataset
 from fer_core.emotions import EMOTIONS
 from fer_core.pipeline import evaluate_model
@@ -42,9 +43,9 @@ def main() -> None:
         scores = {
             (split, tta): evaluate_model(loaded, dataset, split, tta=tta)
             for split in ("PublicTest", "PrivateTest")
-            for tta in (False, True)
+            for tta in TTA_MODES
         }
-        recalls[path] = scores["PrivateTest", False].per_class()["recall"]
+        recalls[path] = scores["PrivateTest", loaded.tta].per_class()["recall"], loaded.tta
         training = card["training"]
         images = training["steps"] * card["config"]["batch_size"]
         rows.append(
@@ -56,25 +57,37 @@ def main() -> None:
                 statistics.median(loads),
                 training["seconds"] / 60,
                 images / training["seconds"],
-                scores["PublicTest", False].accuracy,
-                scores["PrivateTest", False].accuracy,
-                scores["PrivateTest", True].accuracy,
+                loaded.tta,
+                *(
+                    scores[split, tta].accuracy
+                    for split in ("PublicTest", "PrivateTest")
+                    for tta in TTA_MODES
+                ),
             )
         )
 
     base_load = rows[0][4]
-    print(f"\ndata: {args.data}; training minutes and images/s come from each model's card\n")
-    header = ("model", "preset", "params", "MB", "load s", "load x", "train min", "img/s")
-    header += ("Public", "Private", "Private+TTA")
-    print(f"{header[0]:<28}{header[1]:<7}" + "".join(f"{h:>11}" for h in header[2:-1]) + f"{header[-1]:>13}")
-    for name, preset, params, size, load, minutes, speed, public, private, private_tta in rows:
+    print(f"\ndata: {args.data}; training minutes and images/s come from each model's card")
+    print("accuracy per split and test-time augmentation (none, flip, crops); tta: the model's own\n")
+    header = ("model", "preset", "params", "MB", "load s", "load x", "train min", "img/s", "tta")
+    header += tuple(f"{split[:-4]} {tta}" for split in ("PublicTest", "PrivateTest") for tta in TTA_MODES)
+    print(f"{header[0]:<28}{header[1]:<7}" + "".join(f"{h:>10}" for h in header[2:8]) + "".join(
+        f"{h:>15}" if h.startswith("Pri") else f"{h:>14}" if h.startswith("Pub") else f"{h:>7}"
+        for h in header[8:]
+    ))  # fmt: skip
+    for name, preset, params, size, load, minutes, speed, tta, *accuracies in rows:
         print(
-            f"{name:<28}{preset:<7}{params:>11,}{size:>11.1f}{load:>11.2f}{load / base_load:>10.1f}x"
-            f"{minutes:>11.1f}{speed:>11.0f}{public:>11.2%}{private:>11.2%}{private_tta:>13.2%}"
+            f"{name:<28}{preset:<7}{params:>10,}{size:>10.1f}{load:>10.2f}{load / base_load:>9.1f}x"
+            f"{minutes:>10.1f}{speed:>10.0f}{tta:>7}"
+            + "".join(f"{value:>14.2%}" for value in accuracies[:3])
+            + "".join(f"{value:>15.2%}" for value in accuracies[3:])
         )
-    print(f"\nPrivateTest recall per emotion\n{'model':<28}" + "".join(f"{name:>10}" for name in EMOTIONS))
-    for path, recall in recalls.items():
-        print(f"{str(path):<28}" + "".join(f"{value:>10.2%}" for value in recall))
+    print(
+        f"\nPrivateTest recall per emotion (with the model's own tta)\n{'model':<28}{'tta':<7}"
+        + "".join(f"{name:>10}" for name in EMOTIONS)
+    )
+    for path, (recall, tta) in recalls.items():
+        print(f"{str(path):<28}{tta:<7}" + "".join(f"{value:>10.2%}" for value in recall))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The Spark data pipeline against a faithful re-creation of the report's per-row loops, same CSV, one run.
 
-    python bench/pipeline.py [--data PATH] [--rows N]
+    python -m bench.pipeline [--data PATH] [--rows N]
 
 Both read the Kaggle CSV and produce the seed preset's training data (28 x 28 area resize, flip and
 +/-10 degree rotation copies, disgust x4) and resized evaluation splits. The baseline is what the

@@ -1,6 +1,6 @@
 """The report's network and recipe (the ``seed`` preset) on the full FER2013: accuracy and wall time.
 
-    python bench/seed_full.py [--out runs/seed-bench] [--install]
+    python -m bench.seed_full [--out runs/seed-bench] [--install]
 
 Trains on the Training rows, reports PublicTest and PrivateTest accuracy and per-emotion recall, and
 with ``--install`` copies the model to ``models/default`` (the model that ships).

@@ -45,6 +45,11 @@ class LoadedModel:
         return int(self.card["preprocessing"]["input_size"])
 
     @property
+    def tta(self) -> str:
+        """The test-time augmentation the model predicts with unless told otherwise."""
+        return self.card["preprocessing"].get("tta", "none")
+
+    @property
     def name(self) -> str:
         return self.card.get("name") or self.path.name
 
@@ -103,6 +108,7 @@ def make_card(
             "input_size": config.input_size,
             "resize": "area",
             "normalization": config.normalization,
+            "tta": config.tta,
         },
         "data": {
             "source": Path(dataset.source).name,
@@ -145,6 +151,34 @@ def card_markdown(card: dict[str, Any]) -> str:
         "normalisation; outputs the probabilities of " + ", ".join(card["emotions"]) + ".",
         f"- Trained on the Training rows of `{data['source']}` (sha256 `{data['fingerprint'][:16]}…`): "
         f"{training['steps']:,} steps in {training['seconds']:,.0f} s on {training['machine']}.",
+        *(
+            [
+                f"- An ensemble: the average of {len(training['members'])} networks, "
+                + ", ".join(f"`{member['name']}`" for member in training["members"])
+                + "."
+            ]
+            if training.get("members")
+            else []
+        ),
+        *(
+            [
+                "- Its training runs (a warm restart continues from the weights of the run before it): "
+                + "; ".join(
+                    f"{run['name']} {run['steps']:,} steps in {run['seconds']:,.0f} s"
+                    for run in training["lineage"]
+                )
+                + "."
+            ]
+            if len(training.get("lineage", [])) > 1
+            else []
+        ),
+        "- Predicts with test-time augmentation: "
+        + {
+            "none": "none",
+            "flip": "the face and its mirror image (2 views)",
+            "crops": "the face, four crops shifted by a few pixels, and their mirrors (10 views)",
+        }[card["preprocessing"].get("tta", "none")]
+        + "; the accuracies below use it.",  # fmt: skip
         "- Versions: " + ", ".join(f"{name} {version}" for name, version in card["versions"].items()) + ".",
         f"- Weights sha256 `{card['weights_sha256']}`.",
         "",

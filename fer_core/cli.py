@@ -1,4 +1,4 @@
-"""The command line: ``python -m fer_core stats|prepare|train|evaluate|predict``."""
+"""The command line: ``python -m fer_core stats|prepare|train|evaluate|ship|predict``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fer_core.config import (
     NORMALIZATIONS,
     OPTIMIZERS,
     SCHEDULES,
+    TTA_MODES,
     VALIDATION_SOURCES,
     TrainConfig,
 )
@@ -28,6 +29,7 @@ CHOICES = {
     "normalization": NORMALIZATIONS,
     "validation": VALIDATION_SOURCES,
     "augment": AUGMENTATIONS,
+    "tta": TTA_MODES,
 }
 
 
@@ -92,8 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(evaluate)
     evaluate.add_argument("--model", help="model folder (default: the project's default model)")
     evaluate.add_argument("--split", default="PrivateTest", choices=SPLITS)
-    evaluate.add_argument("--tta", action="store_true", help="average with the mirrored faces")
+    evaluate.add_argument(
+        "--tta", choices=TTA_MODES, help="test-time augmentation (default: the model's own, in its card)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    ship = commands.add_parser(
+        "ship", help="save a trained model (or the average of several) with its TTA and a re-measured card"
+    )
+    ship.add_argument("models", nargs="+", metavar="MODEL", help="model folders; several make an ensemble")
+    ship.add_argument("--out", required=True, help="model folder to write, e.g. models/NAME")
+    ship.add_argument("--name", help="the name on the card (default: the folder's name)")
+    ship.add_argument(
+        "--tta", choices=TTA_MODES, default="none", help="test-time augmentation the model predicts with"
+    )
+    _add_data_options(ship)  # the data the models were trained on
 
     predict = commands.add_parser("predict", help="emotions of the faces in photos")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
@@ -101,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
     predict.add_argument("--whole-if-none", action="store_true", help="no face found: use the whole image")
     predict.add_argument("--detector", default="mtcnn", choices=("mtcnn", "haar"))
-    predict.add_argument("--tta", action="store_true", help="average with the mirrored faces")
+    predict.add_argument(
+        "--tta", choices=TTA_MODES, help="test-time augmentation (default: the model's own, in its card)"
+    )
     predict.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
 
@@ -276,6 +293,23 @@ def cmd_evaluate(args) -> None:
     _print_table(pd.DataFrame(report.confusion, index=EMOTIONS, columns=EMOTIONS))
 
 
+def cmd_ship(args) -> None:
+    from fer_core.pipeline import ship_model
+
+    loaded = ship_model(
+        args.models,
+        args.out,
+        name=args.name or Path(args.out).name,
+        tta=args.tta,
+        data=args.data,
+        split_config=_split_config(args),
+        spark_master=args.spark_master,
+    )
+    metrics = loaded.card["metrics"]
+    accuracy = {split: round(metrics[split]["accuracy"], 4) for split in metrics}
+    print(json.dumps({"model": str(loaded.path), "tta": loaded.tta, "accuracy": accuracy}))
+
+
 def cmd_predict(args) -> None:
     from fer_core.artifacts import load_model
     from fer_core.predict import analyze_image
@@ -309,6 +343,7 @@ COMMANDS = {
     "stats": cmd_stats,
     "prepare": cmd_prepare,
     "train": cmd_train,
+    "ship": cmd_ship,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
 }

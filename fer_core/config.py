@@ -18,6 +18,8 @@ AUGMENTATIONS = (
     "full",
 )  # in-model: light = flips and small shifts; full adds rotation, zoom
 VALIDATION_SOURCES = ("PublicTest", "holdout")  # holdout: 10% of the Training rows
+# Test-time augmentation: none, the mirrored face, or the mirrored face and four shifted crops of each.
+TTA_MODES = ("none", "flip", "crops")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class TrainConfig:
     validation: str = "PublicTest"
     max_train_faces: int = 0  # 0 = all; a small number makes a quick demo or test run
     init_from: str = ""  # a model folder whose weights start the run (same preset and sizes)
+    tta: str = "none"  # how the saved model predicts by default (its card's metrics use it too)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -62,6 +65,7 @@ class TrainConfig:
             "normalization": NORMALIZATIONS,
             "augment": AUGMENTATIONS,
             "validation": VALIDATION_SOURCES,
+            "tta": TTA_MODES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

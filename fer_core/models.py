@@ -164,3 +164,24 @@ def build_model(config: TrainConfig):
     if config.preset not in PRESETS:
         raise ValueError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[config.preset].build(config)
+
+
+def build_ensemble(members: list) -> Any:
+    """One Keras model that averages the probabilities of ``members`` (trained models, same input).
+
+    The members keep their layers, named ``member_1``, ``member_2``, ...; feature maps are read
+    from the first.
+    """
+    import keras
+
+    shapes = {tuple(member.input_shape[1:]) for member in members}
+    if len(shapes) != 1:
+        raise ValueError(f"an ensemble's members need the same input shape, got {sorted(shapes)}")
+    inputs = keras.Input(shape=shapes.pop(), name="faces")
+    outputs = []
+    for number, member in enumerate(members, start=1):
+        renamed = keras.Model(
+            member.inputs[0], member.outputs[0], name=f"member_{number}"
+        )  # shares the layers
+        outputs.append(renamed(inputs))
+    return keras.Model(inputs, keras.layers.Average(name="average")(outputs), name="ensemble")

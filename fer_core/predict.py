@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.artifacts import LoadedModel
+from fer_core.config import TTA_MODES
 from fer_core.emotions import EMOTIONS, FACE_SIZE
 from fer_core.preprocess import resize_faces
 
@@ -186,10 +187,35 @@ def whole_face(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]
     return box, crop_faces(gray, [box])[0]
 
 
-def predict_faces(loaded: LoadedModel, faces: np.ndarray, tta: bool = False) -> np.ndarray:
+CROP_SHIFT = 2  # pixels of the shifted TTA crops at 48 x 48 (chosen on PublicTest: bench/tta.py)
+
+
+def tta_views(inputs: np.ndarray, mode: str, shift: int = CROP_SHIFT) -> list[np.ndarray]:
+    """The views of uint8 faces (N, H, W) that test-time augmentation averages over.
+
+    ``flip`` adds the mirrored faces; ``crops`` also adds the faces shifted by ``shift`` pixels
+    (scaled to the input size) up, down, left and right, edges reflected as in training, and their
+    mirrors: ten views.
+    """
+    if mode not in TTA_MODES:
+        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
+    views = [inputs]
+    if mode == "crops":
+        height, width = inputs.shape[1:3]
+        step = max(1, round(shift * height / FACE_SIZE))
+        padded = np.pad(inputs, ((0, 0), (step, step), (step, step)), mode="reflect")
+        for dy, dx in ((-step, 0), (step, 0), (0, -step), (0, step)):
+            views.append(padded[:, step + dy : step + dy + height, step + dx : step + dx + width])
+    if mode != "none":
+        views += [view[:, :, ::-1] for view in views]
+    return [np.ascontiguousarray(view) for view in views]
+
+
+def predict_faces(loaded: LoadedModel, faces: np.ndarray, tta: str | None = None) -> np.ndarray:
     """Probabilities float32 (N, 7) for uint8 faces (N, H, W), resized to the model's input.
 
-    With ``tta`` the prediction is averaged with that of the mirrored face.
+    ``tta`` (none, flip, crops) averages the probabilities over views of each face (see
+    :func:`tta_views`); by default the model's own setting from its card.
     """
     faces = np.asarray(faces)
     if faces.ndim == 2:
@@ -199,11 +225,10 @@ def predict_faces(loaded: LoadedModel, faces: np.ndarray, tta: bool = False) -> 
     if len(faces) == 0:
         return np.empty((0, len(EMOTIONS)), np.float32)
     inputs = resize_faces(faces.astype(np.uint8), loaded.input_size)
-    probabilities = loaded.model.predict(inputs, batch_size=256, verbose=0)
-    if tta:
-        mirrored = loaded.model.predict(np.ascontiguousarray(inputs[:, :, ::-1]), batch_size=256, verbose=0)
-        probabilities = (probabilities + mirrored) / 2
-    return np.asarray(probabilities, np.float32)
+    views = tta_views(inputs, loaded.tta if tta is None else tta)
+    probabilities = loaded.model.predict(np.concatenate(views), batch_size=256, verbose=0)
+    probabilities = np.asarray(probabilities, np.float32).reshape(len(views), len(inputs), -1).mean(axis=0)
+    return probabilities
 
 
 def analyze_image(
@@ -213,7 +238,7 @@ def analyze_image(
     name: str | None = None,
     detect: bool = True,
     whole_if_none: bool = False,
-    tta: bool = False,
+    tta: str | None = None,
     detector: str = "mtcnn",
 ) -> ImageResult:
     """Find the faces of one photo and predict each one's emotion; never raises for a bad image.
@@ -242,9 +267,17 @@ def analyze_image(
     return ImageResult(name=name, faces=faces, image=image, whole_image=whole)
 
 
+def _feature_network(loaded: LoadedModel):
+    """The network whose layers the feature maps show: the model, or an ensemble's first member."""
+    names = {layer.name for layer in loaded.model.layers}
+    return loaded.model.get_layer("member_1") if "member_1" in names else loaded.model
+
+
 def feature_layers(loaded: LoadedModel) -> list[str]:
     """Names of the model's conv layers and their activations (conv1, hidden1, conv2, ...), in order."""
-    return [layer.name for layer in loaded.model.layers if layer.name.startswith(("conv", "hidden"))]
+    return [
+        layer.name for layer in _feature_network(loaded).layers if layer.name.startswith(("conv", "hidden"))
+    ]
 
 
 def layer_activations(
@@ -254,8 +287,9 @@ def layer_activations(
     for one uint8 face (H, W), as the model sees it at prediction time."""
     import keras
 
+    network = _feature_network(loaded)
     names = layers or feature_layers(loaded)
-    probe = keras.Model(loaded.model.inputs, [loaded.model.get_layer(name).output for name in names])
+    probe = keras.Model(network.inputs, [network.get_layer(name).output for name in names])
     inputs = resize_faces(np.asarray(face, np.uint8)[None], loaded.input_size)
     outputs = probe.predict(inputs, verbose=0)
     outputs = outputs if isinstance(outputs, list) else [outputs]

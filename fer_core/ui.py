@@ -143,3 +143,21 @@ def model_picker(key: str) -> LoadedModel | None:
     chosen = st.selectbox("Model", list(labels), index=index, format_func=labels.get, key=key)
     st.session_state["model_path"] = chosen
     return get_model(chosen)
+
+
+TTA_LABELS = {"none": "Off", "flip": "Mirror", "crops": "Mirror + shifts"}
+
+
+def tta_picker(loaded: LoadedModel | None, key: str, container=st) -> str:
+    """Test-time augmentation for the predictions of a page, starting at the model's own setting."""
+    own = loaded.tta if loaded is not None else "none"
+    return container.selectbox(
+        "Test-time augmentation",
+        list(TTA_LABELS),
+        index=list(TTA_LABELS).index(own),
+        format_func=TTA_LABELS.get,
+        # One widget per model, so that picking another model starts from that model's setting.
+        key=f"{key}_{loaded.path if loaded is not None else ''}",
+        help="Average each face's probabilities over its mirror image (2 views) or also over faces "
+        f"shifted by a few pixels (10 views). This model's card uses: {TTA_LABELS[own]}.",
+    )

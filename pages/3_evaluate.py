@@ -19,7 +19,7 @@ left, right = st.columns([3, 1])
 with left:
     loaded = ui.model_picker("evaluate_model")
 split = right.selectbox("Split", SPLITS, index=SPLITS.index("PrivateTest"), key="evaluate_split")
-tta = right.toggle("Mirror TTA", key="evaluate_tta", help="average each prediction with the mirrored face's")
+tta = ui.tta_picker(loaded, "evaluate_tta", right)
 dataset = ui.get_dataset(choice)
 if loaded is None or dataset is None:
     st.stop()
@@ -30,7 +30,7 @@ if len(faces) == 0:
 
 
 @st.cache_data(show_spinner="Predicting …", max_entries=8)
-def probabilities_for(model_path: str, model_sha: str, data_key: str, split: str, tta: bool) -> np.ndarray:
+def probabilities_for(model_path: str, model_sha: str, data_key: str, split: str, tta: str) -> np.ndarray:
     return predict_faces(loaded, faces.images, tta=tta)
 
 

@@ -21,7 +21,7 @@ detector = right.selectbox(
     key="predict_detector",
     help="MTCNN finds more faces; Haar is the report-era OpenCV cascade",
 )
-tta = right.toggle("Mirror TTA", key="predict_tta")
+tta = ui.tta_picker(loaded, "predict_tta", right)
 if loaded is None:
     st.stop()
 

@@ -47,7 +47,7 @@ def slice_csv(tmp_path_factory, full_csv):
 
 
 def test_every_command_has_help():
-    for command in ("stats", "prepare", "train", "evaluate", "predict"):
+    for command in ("stats", "prepare", "train", "evaluate", "ship", "predict"):
         assert "usage:" in fer(command, "--help").stdout
     train_help = fer("train", "--help").stdout
     for option in ("--preset", "--out", "--learning-rate", "--filters", "--rotation", "--spark-master"):
@@ -121,6 +121,27 @@ def test_end_to_end_from_csv_to_prediction(tmp_path, slice_csv, photos):
     for face in results[1]["faces"]:
         assert len(face["box"]) == 4 and face["emotion"] in EMOTIONS
         assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+    # A warm restart from the model, then both shipped as one ensemble that predicts with crops TTA.
+    restart = tmp_path / "restart"
+    common = ("--data", slice_csv, "--preset", "seed", "--eval-every", "30")
+    fer("train", *common, "--steps", "30", "--init-from", run / "model", "--out", restart, cache=cache)
+    shipped = tmp_path / "shipped"
+    ship = ("ship", run / "model", restart / "model", "--out", shipped, "--tta", "crops", "--data", slice_csv)
+    summary = json.loads(fer(*ship, cache=cache).stdout)
+    card = json.loads((shipped / "card.json").read_text())
+    assert summary["tta"] == "crops" == card["preprocessing"]["tta"]
+    assert [member["name"] for member in card["training"]["members"]] == ["run", "restart"]
+    # The first run is in both members' lineage and counts once.
+    assert [run["steps"] for run in card["training"]["lineage"]] == [60, 30]
+    assert card["training"]["steps"] == 90
+    assert "An ensemble: the average of 2 networks" in (shipped / "README.md").read_text()
+    evaluate = ("evaluate", "--data", slice_csv, "--model", shipped, "--split", "PublicTest", "--json")
+    own = json.loads(fer(*evaluate, cache=cache).stdout)
+    assert own["accuracy"] == pytest.approx(card["metrics"]["PublicTest"]["accuracy"], abs=1e-4)
+    assert own["confusion_matrix"] == card["metrics"]["PublicTest"]["confusion_matrix"]
+    refused = fer("ship", run / "model", "--out", tmp_path / "other", cache=cache, check=False)
+    assert refused.returncode == 2 and "trained on other data" in refused.stderr
 
 
 def test_predict_without_detection_and_with_a_broken_file(tmp_path, photos):

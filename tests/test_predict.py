@@ -7,9 +7,18 @@ import io
 import numpy as np
 import pytest
 
-from fer_core.artifacts import load_model
+from fer_core.artifacts import LoadedModel, load_model
 from fer_core.emotions import EMOTIONS
-from fer_core.predict import analyze_image, detect_faces, predict_faces, read_image
+from fer_core.models import build_ensemble
+from fer_core.predict import (
+    analyze_image,
+    detect_faces,
+    feature_layers,
+    layer_activations,
+    predict_faces,
+    read_image,
+    tta_views,
+)
 from fer_core.preprocess import resize_faces
 
 
@@ -108,10 +117,60 @@ def test_predict_faces_from_arrays_with_and_without_tta(model, sample_lines):
     )
     # At the model's own size no resize happens, so mirroring commutes exactly with preprocessing.
     faces = resize_faces(faces, model.input_size)
-    plain = predict_faces(model, faces)
-    tta = predict_faces(model, faces, tta=True)
-    mirrored = predict_faces(model, faces[:, :, ::-1])
+    plain = predict_faces(model, faces, tta="none")
+    flip = predict_faces(model, faces, tta="flip")
+    mirrored = predict_faces(model, faces[:, :, ::-1], tta="none")
     assert plain.shape == (20, 7) and plain.dtype == np.float32
-    assert np.allclose(tta, (plain + mirrored) / 2, atol=1e-5)
+    assert np.allclose(flip, (plain + mirrored) / 2, atol=1e-5)
+    crops = predict_faces(model, faces, tta="crops")
+    each = [predict_faces(model, view, tta="none") for view in tta_views(faces, "crops")]
+    assert np.allclose(crops, np.mean(each, axis=0), atol=1e-5)
+    assert np.allclose(crops.sum(axis=1), 1, atol=1e-5)
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         predict_faces(model, np.zeros((1, 1, 48, 48)))
+    with pytest.raises(ValueError, match="tta must be one of"):
+        predict_faces(model, faces, tta="rotate")
+
+
+def test_tta_views_are_mirrors_and_reflected_shifts():
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    assert len(tta_views(faces, "none")) == 1
+    flip = tta_views(faces, "flip")
+    assert len(flip) == 2 and np.array_equal(flip[1], faces[:, :, ::-1])
+    views = tta_views(faces, "crops", shift=2)
+    assert len(views) == 10 and all(view.shape == faces.shape for view in views)
+    up, down, left, right = views[1:5]
+    # Shifted by two pixels, the rest reflected from the edge as RandomTranslation does in training.
+    assert np.array_equal(up[:, 2:], faces[:, :-2]) and np.array_equal(up[:, :2], faces[:, 2:0:-1])
+    assert np.array_equal(down[:, :-2], faces[:, 2:])
+    assert np.array_equal(left[:, :, 2:], faces[:, :, :-2])
+    assert np.array_equal(right[:, :, :-2], faces[:, :, 2:])
+    assert all(np.array_equal(views[5 + i], views[i][:, :, ::-1]) for i in range(5))
+    # At 40 x 40 inputs the shift scales with the size (3 px at 48 is 2 px at 40).
+    small = tta_views(faces[:, :40, :40], "crops", shift=3)
+    assert np.array_equal(small[1][:, 2:], faces[:, :38, :40])
+
+
+def test_predictions_default_to_the_models_own_tta(model, sample_lines):
+    faces = np.stack(
+        [np.array(line.split(",")[1].split(), np.uint8).reshape(48, 48) for line in sample_lines[:8]]
+    )
+    card = {**model.card, "preprocessing": {**model.card["preprocessing"], "tta": "flip"}}
+    flipping = LoadedModel(model=model.model, card=card, path=model.path)
+    assert flipping.tta == "flip"
+    assert np.allclose(predict_faces(flipping, faces), predict_faces(model, faces, tta="flip"))
+    assert not np.allclose(predict_faces(flipping, faces), predict_faces(model, faces, tta="none"))
+
+
+def test_an_ensemble_averages_its_members_and_shows_the_first_ones_feature_maps(model, sample_lines):
+    faces = np.stack(
+        [np.array(line.split(",")[1].split(), np.uint8).reshape(48, 48) for line in sample_lines[:8]]
+    )
+    twice = build_ensemble([model.model, model.model])
+    ensemble = LoadedModel(model=twice, card=model.card, path=model.path)
+    assert np.allclose(
+        predict_faces(ensemble, faces, tta="none"), predict_faces(model, faces, tta="none"), atol=1e-5
+    )
+    assert feature_layers(ensemble) == feature_layers(model)
+    maps, own = layer_activations(ensemble, faces[0]), layer_activations(model, faces[0])
+    assert all(np.allclose(maps[name], own[name], atol=1e-5) for name in own)

@@ -1,0 +1,63 @@
+"""Choose test-time augmentation on PublicTest: accuracy and cost of each mode and crop shift.
+
+    python -m bench.tta MODEL_DIR [MODEL_DIR ...] [--data PATH] [--split PublicTest]
+
+Only PublicTest is read by default: this is where the TTA setting of a model is chosen
+(PrivateTest is read once, for the finished model, by `python -m bench.models`). Time is the wall time of
+the predictions, also as a ratio to plain prediction in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.artifacts import load_model
+from fer_core.data import full_dataset_path, load_dataset
+from fer_core.evaluate import evaluate
+from fer_core.predict import tta_views
+from fer_core.preprocess import resize_faces
+
+SHIFTS = (1, 2, 3, 4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--data", type=Path, default=full_dataset_path())
+    parser.add_argument("--split", default="PublicTest")
+    args = parser.parse_args()
+    if args.data is None:
+        raise SystemExit("the full FER2013 is needed: set FER2013_CSV or pass --data")
+    faces = load_dataset(args.data).splits[args.split]
+
+    print(f"\n{args.split} of {args.data}: {len(faces):,} faces\n")
+    print(f"{'model':<28}{'tta':<16}{'views':>6}{'accuracy':>10}{'mean recall':>13}{'seconds':>9}{'x':>7}")
+    for path in args.models:
+        loaded = load_model(path)
+        inputs = resize_faces(faces.images, loaded.input_size)
+        modes = [("none", 0), ("flip", 0)] + [("crops", shift) for shift in SHIFTS]
+        base = None
+        for mode, shift in modes:
+            started = time.perf_counter()
+            views = tta_views(inputs, mode, shift=shift or 2)
+            outputs = loaded.model.predict(np.concatenate(views), batch_size=256, verbose=0)
+            probabilities = outputs.reshape(len(views), len(inputs), -1).mean(axis=0)
+            seconds = time.perf_counter() - started
+            base = base or seconds
+            report = evaluate(faces.labels, probabilities)
+            label = f"{mode} {shift} px" if shift else mode
+            recall = report.per_class()["recall"].mean()
+            print(
+                f"{str(path):<28}{label:<16}{len(views):>6}{report.accuracy:>10.2%}{recall:>13.2%}"
+                f"{seconds:>9.1f}{seconds / base:>6.1f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
