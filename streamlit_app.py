@@ -29,13 +29,20 @@ def home() -> None:
             card = loaded.card
             accuracy = loaded.accuracy("PrivateTest")
             created = dt.datetime.fromisoformat(card["created"]).strftime("%d %b %Y")
-            st.metric("PrivateTest accuracy", f"{accuracy:.1%}" if accuracy is not None else "n/a")
+            st.metric(
+                "PrivateTest accuracy",
+                f"{accuracy:.1%}" if accuracy is not None else "n/a",
+                help=f"Measured with this model's test-time augmentation: {ui.TTA_LABELS[loaded.tta]}",
+            )
+            members = card["training"].get("members")
             st.markdown(
                 f"**{ui.model_label(loaded.path)}**  \npreset `{card['preset']}`, "
                 f"{card['preprocessing']['input_size']} x {card['preprocessing']['input_size']} input, "
                 f"trained {created} on `{card['data']['source']}` "
                 f"({card['training']['steps']:,} steps, {card['training']['seconds']:.0f} s "
                 f"on {card['training']['machine']})"
+                + (f"; an ensemble of {len(members)} networks" if members else "")
+                + f"; test-time augmentation: {ui.TTA_LABELS[loaded.tta].lower()}"
             )
     with data_column:
         st.subheader("Data in use")

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fer_core import jobs
-from fer_core.artifacts import runs_dir
+from fer_core.artifacts import load_model, runs_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGES = ["pages/1_dataset.py", "pages/2_train.py", "pages/3_evaluate.py", "pages/4_predict.py"]
@@ -64,6 +64,13 @@ def test_evaluate_page_shows_accuracy_confusion_and_feature_maps(app):
     assert set(expected) <= set(headers)
     assert len(at.get("plotly_chart")) >= 4
     assert len(at.get("download_button")) == 3
+    # The test-time augmentation starts at the model's own (from its card); another one re-predicts.
+    picker = next(box for box in at.selectbox if box.label == "Test-time augmentation")
+    own = load_model().tta
+    assert picker.value == own
+    other = next(mode for mode in ("none", "flip", "crops") if mode != own)
+    picker.set_value(other).run()
+    assert not at.exception and [metric.label for metric in at.metric][:2] == ["Accuracy", "Faces"]
 
 
 def test_predict_page_asks_for_photos(app):
