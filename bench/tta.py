@@ -1,6 +1,9 @@
 """Choose test-time augmentation on PublicTest: accuracy and cost of each mode and crop shift.
 
-    python -m bench.tta MODEL_DIR [MODEL_DIR ...] [--data PATH] [--split PublicTest]
+    python -m bench.tta MODEL_DIR [MODEL_DIR ...] [--data PATH] [--split PublicTest] [--ensemble]
+
+With ``--ensemble`` the models are also measured together, their probabilities averaged (what
+``python -m fer_core ship`` saves as one ensemble model).
 
 Only PublicTest is read by default: this is where the TTA setting of a model is chosen
 (PrivateTest is read once, for the finished model, by `python -m bench.models`). Time is the wall time of
@@ -31,6 +34,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--data", type=Path, default=full_dataset_path())
     parser.add_argument("--split", default="PublicTest")
+    parser.add_argument("--ensemble", action="store_true", help="also the average of all the models")
     args = parser.parse_args()
     if args.data is None:
         raise SystemExit("the full FER2013 is needed: set FER2013_CSV or pass --data")
@@ -38,23 +42,35 @@ def main() -> None:
 
     print(f"\n{args.split} of {args.data}: {len(faces):,} faces\n")
     print(f"{'model':<28}{'tta':<16}{'views':>6}{'accuracy':>10}{'mean recall':>13}{'seconds':>9}{'x':>7}")
+    modes = [("none", 0), ("flip", 0)] + [("crops", shift) for shift in SHIFTS]
+    results = {}  # (model, mode, shift) -> (probabilities, seconds)
     for path in args.models:
         loaded = load_model(path)
         inputs = resize_faces(faces.images, loaded.input_size)
-        modes = [("none", 0), ("flip", 0)] + [("crops", shift) for shift in SHIFTS]
-        base = None
+        loaded.model.predict(inputs[:256], batch_size=256, verbose=0)  # warm-up, not timed
         for mode, shift in modes:
             started = time.perf_counter()
             views = tta_views(inputs, mode, shift=shift or 2)
             outputs = loaded.model.predict(np.concatenate(views), batch_size=256, verbose=0)
             probabilities = outputs.reshape(len(views), len(inputs), -1).mean(axis=0)
-            seconds = time.perf_counter() - started
-            base = base or seconds
+            results[str(path), mode, shift] = probabilities, time.perf_counter() - started
+    if args.ensemble and len(args.models) > 1:
+        for mode, shift in modes:
+            members = [results[str(path), mode, shift] for path in args.models]
+            results["ensemble", mode, shift] = (
+                np.mean([probabilities for probabilities, _ in members], axis=0),
+                sum(seconds for _, seconds in members),
+            )
+    for name in dict.fromkeys(name for name, _, _ in results):
+        base = results[name, "none", 0][1]
+        for mode, shift in modes:
+            probabilities, seconds = results[name, mode, shift]
             report = evaluate(faces.labels, probabilities)
             label = f"{mode} {shift} px" if shift else mode
+            views = len(tta_views(faces.images[:1], mode))
             recall = report.per_class()["recall"].mean()
             print(
-                f"{str(path):<28}{label:<16}{len(views):>6}{report.accuracy:>10.2%}{recall:>13.2%}"
+                f"{name:<28}{label:<16}{views:>6}{report.accuracy:>10.2%}{recall:>13.2%}"
                 f"{seconds:>9.1f}{seconds / base:>6.1f}x"
             )
 
