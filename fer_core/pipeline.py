@@ -81,10 +81,14 @@ def train_model(
 
 
 def lineage(card: dict) -> list[dict]:
-    """The training runs a saved model is made of (cards written before lineages: the run itself)."""
+    """The training runs a saved model is made of: its own and, for a warm restart, those of the model
+    it started from (read from that model's card when the card predates lineages and it is at hand)."""
     training = card["training"]
+    if training.get("lineage"):
+        return training["lineage"]
     own = {"name": card["name"], "steps": training["steps"], "seconds": training["seconds"]}
-    return training.get("lineage") or [own]
+    start = card["config"].get("init_from")
+    return [own, *(lineage(read_card(start)) if start and Path(start).is_dir() else [])]
 
 
 def ship_model(
