@@ -20,7 +20,7 @@ def home() -> None:
         "how good a model is. It grows from a 2017 project report (Spark preprocessing, a small "
         "TensorFlow CNN) whose network is the `seed` preset here."
     )
-    choice = st.session_state["data_choice"]
+    choice = ui.data_choice()
     model_column, data_column = st.columns(2)
     with model_column:
         st.subheader("Model in use")
@@ -73,5 +73,5 @@ navigation = st.navigation(
         st.Page("pages/4_predict.py", title="Predict", icon=":material/mood:"),
     ]
 )
-st.session_state["data_choice"] = ui.sidebar()
+st.session_state[ui.DATA_CHOICE] = ui.sidebar()
 navigation.run()

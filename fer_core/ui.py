@@ -25,6 +25,7 @@ from fer_core.artifacts import (
 from fer_core.data import DataError, Dataset, default_source, full_dataset_path, load_dataset
 from fer_core.spark import resolve_master
 
+DATA_CHOICE = "data_choice"
 SAMPLE, FULL, UPLOAD, PATH = "Shipped sample", "Full FER2013", "Upload a CSV", "Path on the server"
 
 
@@ -67,6 +68,15 @@ def sidebar() -> DataChoice:
         )
     label = Path(path).name if path else "none yet"
     return DataChoice(path=path, label=label, spark_master=master.strip() or resolve_master())
+
+
+def data_choice() -> DataChoice:
+    """The data picked in the shared sidebar, which the entry script draws before every page. The
+    first request of a fresh server for a page's URL runs that page without the entry script
+    (Streamlit's pages/ folder mode): the page then draws the sidebar itself."""
+    if DATA_CHOICE not in st.session_state:
+        st.session_state[DATA_CHOICE] = sidebar()
+    return st.session_state[DATA_CHOICE]
 
 
 def _save_upload(name: str, content: bytes) -> Path:

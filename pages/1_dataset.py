@@ -9,7 +9,7 @@ from fer_core import figures, ui
 from fer_core.emotions import EMOTIONS, SPLITS
 
 st.title("Dataset")
-choice = st.session_state["data_choice"]
+choice = ui.data_choice()
 dataset = ui.get_dataset(choice)
 if dataset is None:
     st.stop()

@@ -7,13 +7,13 @@ import time
 
 import streamlit as st
 
-from fer_core import figures, jobs
+from fer_core import figures, jobs, ui
 from fer_core.config import AUGMENTATIONS, CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES, VALIDATION_SOURCES
 from fer_core.models import PRESETS, preset_config
 from fer_core.train import read_curves
 
 st.title("Train")
-choice = st.session_state["data_choice"]
+choice = ui.data_choice()
 
 
 def _duration(seconds: float | None) -> str:

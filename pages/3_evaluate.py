@@ -14,7 +14,7 @@ from fer_core.predict import feature_layers, layer_activations, predict_faces
 from fer_core.train import read_curves
 
 st.title("Evaluate")
-choice = st.session_state["data_choice"]
+choice = ui.data_choice()
 left, right = st.columns([3, 1])
 with left:
     loaded = ui.model_picker("evaluate_model")

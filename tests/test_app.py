@@ -73,6 +73,15 @@ def test_evaluate_page_shows_accuracy_confusion_and_feature_maps(app):
     assert not at.exception and [metric.label for metric in at.metric][:2] == ["Accuracy", "Faces"]
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_a_page_run_without_the_entry_script_draws_the_sidebar_itself(spark, page):
+    """What a fresh server does with the first request for a page's URL (pages/ folder mode)."""
+    at = AppTest.from_file(str(Path(APP).parent / page), default_timeout=240).run()
+    assert not at.exception, at.exception
+    if page != PAGES[3]:  # Predict reads no data set
+        assert at.sidebar.radio(key="data_source").value == "Shipped sample"
+
+
 def test_predict_page_asks_for_photos(app):
     at = _open(app, PAGES[3])
     assert "Upload" in at.info[0].value
