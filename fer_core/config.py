@@ -31,6 +31,7 @@ class TrainConfig:
     input_size: int = 28
     filters: tuple[int, ...] = (16, 16)
     kernel_size: int = 5
+    blocks: tuple[int, ...] = ()  # residual blocks per stage of filters (resnet preset; empty = one each)
     hidden_units: int = 64
     dropout: float = 0.0
     normalization: str = "report"

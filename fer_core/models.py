@@ -96,6 +96,47 @@ def build_vgg(config: TrainConfig):
     return keras.Model(inputs, _classifier(x, config), name="vgg")
 
 
+def build_resnet(config: TrainConfig):
+    """Residual network (pre-ResNet-18 style basic blocks) with a global pooling head.
+
+    A 3x3 stem at full resolution, then one stage per entry of ``filters`` with ``blocks`` residual
+    blocks each (one each if ``blocks`` is empty): the first stage keeps the resolution, every later
+    stage halves it in its first block.
+    Conv layers are named conv1..convN (in order) so that the feature-map views find them.
+    """
+    import keras
+
+    counter = iter(range(1, 1000))
+
+    def conv_bn(x, filters: int, stride: int = 1, kernel: int = 3, relu: bool = True):
+        index = next(counter)
+        x = keras.layers.Conv2D(
+            filters, kernel, strides=stride, padding="same", use_bias=False, name=f"conv{index}"
+        )(x)
+        x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+        return keras.layers.ReLU(name=f"hidden{index}")(x) if relu else x
+
+    def block(x, filters: int, stride: int):
+        shortcut = x
+        y = conv_bn(x, filters, stride)
+        y = conv_bn(y, filters, relu=False)
+        if stride != 1 or x.shape[-1] != filters:
+            # A 1x1 projection where the shape changes, as in the original ResNet.
+            shortcut = conv_bn(x, filters, stride, kernel=1, relu=False)
+        return keras.layers.ReLU()(keras.layers.Add()([shortcut, y]))
+
+    inputs, x = _inputs(config)
+    x = conv_bn(x, config.filters[0])
+    blocks = config.blocks or (1,) * len(config.filters)
+    if len(blocks) != len(config.filters):
+        raise ValueError(f"blocks needs one count per stage of filters {config.filters}, got {blocks}")
+    for stage, (filters, repeats) in enumerate(zip(config.filters, blocks, strict=True)):
+        for repeat in range(repeats):
+            x = block(x, filters, stride=2 if stage > 0 and repeat == 0 else 1)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, _classifier(x, config), name="resnet")
+
+
 _MODERN = {  # shared by the presets that train with on-the-fly augmentation instead of copies
     "flip": False,
     "rotation": 0.0,
@@ -142,6 +183,23 @@ PRESETS: dict[str, Preset] = {
                 "hidden_units": 256,
                 "dropout": 0.4,
                 "learning_rate": 2e-3,
+                "batch_size": 64,
+                "steps": 24_000,
+                "eval_every": 480,
+            },
+        ),
+        Preset(
+            "resnet",
+            "Residual network at 48 x 48 (basic blocks), the VGG's recipe: a diverse ensemble member.",
+            build_resnet,
+            {
+                **_MODERN,
+                "input_size": 48,
+                "filters": (32, 64, 128, 256),
+                "blocks": (1, 1, 1, 1),
+                "dropout": 0.3,
+                "learning_rate": 2e-3,
+                "weight_decay": 5e-4,
                 "batch_size": 64,
                 "steps": 24_000,
                 "eval_every": 480,
