@@ -24,7 +24,10 @@ setup-dev: $(VENV)/.installed-dev
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# The stats command fills the shipped sample's Parquet cache (once: later runs find it), so that even
+# a first server shows Home without waiting for Spark.
 app: setup
+	$(PYTHON) -m fer_core stats > /dev/null
 	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
 
 test: setup-dev browser

@@ -59,18 +59,21 @@ def home() -> None:
     st.markdown(
         "**Pages**: *Dataset* shows the faces and their statistics; *Train* trains a model in the "
         "background; *Evaluate* shows accuracy, the confusion matrix and feature maps; *Predict* reads the "
-        "emotions of the faces in your photos."
+        "emotions of the faces in your photos; *Batch* scores every face of a folder of photos on Spark."
     )
 
 
 st.set_page_config(page_title="FER dashboard", page_icon=":performing_arts:", layout="wide")
+ui.warm_up()  # once per server: the default model, data and SparkSession, in the background
 navigation = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
-        st.Page("pages/1_dataset.py", title="Dataset", icon=":material/grid_view:"),
-        st.Page("pages/2_train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/3_evaluate.py", title="Evaluate", icon=":material/analytics:"),
-        st.Page("pages/4_predict.py", title="Predict", icon=":material/mood:"),
+        st.Page("app_pages/1_dataset.py", title="Dataset", icon=":material/grid_view:"),
+        st.Page("app_pages/2_train.py", title="Train", icon=":material/model_training:"),
+        st.Page("app_pages/3_evaluate.py", title="Evaluate", icon=":material/analytics:"),
+        st.Page("app_pages/4_predict.py", title="Predict", icon=":material/mood:"),
+        st.Page("app_pages/5_batch.py", title="Batch", icon=":material/photo_library:"),
+        st.Page("app_pages/6_video.py", title="Video", icon=":material/videocam:"),
     ]
 )
 st.session_state[ui.DATA_CHOICE] = ui.sidebar()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import platform
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fer_core.config import TrainConfig
+from fer_core.calibrate import Calibration
+from fer_core.config import TTA_MODES, TrainConfig
 from fer_core.data import PROJECT_ROOT
 from fer_core.emotions import EMOTIONS
 
@@ -22,6 +26,37 @@ MODELS_DIR = PROJECT_ROOT / "models"
 RUNS_ENV = "FER_RUNS_DIR"
 DEFAULT_MODEL = MODELS_DIR / "default"
 MODEL_ENV = "FER_MODEL"
+STAGING_PREFIX = ".tmp-"  # a file being written; it replaces its target only once complete
+
+# What a card must hold, by dotted key: what the pages, the CLI and card_markdown read from it.
+CARD_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "format": int,
+    "name": str,
+    "created": str,
+    "emotions": list,
+    "preset": str,
+    "config": dict,
+    "preprocessing": dict,
+    "preprocessing.input_size": int,
+    "preprocessing.normalization": str,
+    "data": dict,
+    "data.source": str,
+    "data.fingerprint": str,
+    "metrics": dict,
+    "training": dict,
+    "training.steps": int,
+    "training.seconds": (int, float),
+    "training.machine": str,
+    "versions": dict,
+    "weights_sha256": str,
+}
+OPTIONAL_CARD_KEYS: dict[str, type | tuple[type, ...]] = {
+    "preprocessing.tta": str,
+    "training.lineage": list,
+    "training.members": list,
+    "calibration": dict,
+}
+METRICS_SCHEMA: dict[str, type | tuple[type, ...]] = {"accuracy": (int, float), "n": int}
 
 
 class ModelError(ValueError):
@@ -50,6 +85,11 @@ class LoadedModel:
         return self.card["preprocessing"].get("tta", "none")
 
     @property
+    def calibration(self) -> Calibration:
+        """The temperature and uncertainty threshold fitted on PublicTest (none in older cards)."""
+        return Calibration.from_dict(self.card.get("calibration"))
+
+    @property
     def name(self) -> str:
         return self.card.get("name") or self.path.name
 
@@ -66,6 +106,22 @@ def runs_dir() -> Path:
 def default_model_path() -> Path:
     """``$FER_MODEL`` if set, else the model that ships in ``models/default``."""
     return Path(os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
+
+
+@contextlib.contextmanager
+def staged(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; it replaces ``path`` (``os.replace``) only when
+    the block ends without an error, so a full disk or a killed process leaves the previous file whole.
+
+    The temporary name keeps ``path``'s suffixes (Keras insists on ``.keras`` and ``.weights.h5``).
+    """
+    path = Path(path)
+    temporary = path.with_name(STAGING_PREFIX + path.name)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def sha256_file(path: Path) -> str:
@@ -94,7 +150,13 @@ def machine_description() -> str:
 
 
 def make_card(
-    *, name: str, config: TrainConfig, dataset, metrics: dict[str, dict], training: dict[str, Any]
+    *,
+    name: str,
+    config: TrainConfig,
+    dataset,
+    metrics: dict[str, dict],
+    training: dict[str, Any],
+    calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model card: everything needed to check, reproduce and describe a trained model."""
     return {
@@ -117,13 +179,18 @@ def make_card(
             "rejected": dataset.rejects,
         },
         "metrics": metrics,
+        **({"calibration": calibration} if calibration else {}),
         "training": {**training, "machine": machine_description()},
         "versions": library_versions(),
     }
 
 
 def save_model(model, directory: str | Path, card: dict[str, Any]) -> Path:
-    """Write ``model.keras`` and ``card.json`` (with the weights' sha256) into ``directory``."""
+    """Write ``model.keras`` and ``card.json`` (with the weights' sha256) into ``directory``.
+
+    Every file is written under a temporary name first and renamed into place only when all are
+    complete: a full disk or an interrupted write leaves the model that was there before usable.
+    """
     import keras
 
     directory = Path(directory)
@@ -133,10 +200,16 @@ def save_model(model, directory: str | Path, card: dict[str, Any]) -> Path:
         inference = keras.Model.from_config(model.get_config())  # uncompiled, unlike clone_model
         inference.set_weights(model.get_weights())
         model = inference
-    model.save(directory / MODEL_FILE)
-    card = {**card, "weights_sha256": sha256_file(directory / MODEL_FILE)}
-    (directory / CARD_FILE).write_text(json.dumps(card, indent=1))
-    (directory / "README.md").write_text(card_markdown(card))
+    # The blocks end innermost first: the README, the card, then the weights the card describes.
+    with (
+        staged(directory / MODEL_FILE) as weights,
+        staged(directory / CARD_FILE) as card_path,
+        staged(directory / "README.md") as readme,
+    ):
+        model.save(weights)
+        card = {**card, "weights_sha256": sha256_file(weights)}
+        card_path.write_text(json.dumps(card, indent=1))
+        readme.write_text(card_markdown(card))
     return directory
 
 
@@ -179,6 +252,17 @@ def card_markdown(card: dict[str, Any]) -> str:
             "crops": "the face, four crops shifted by a few pixels, and their mirrors (10 views)",
         }[card["preprocessing"].get("tta", "none")]
         + "; the accuracies below use it.",  # fmt: skip
+        *(
+            [
+                "- Calibrated by temperature scaling on {fitted_on}: temperature {temperature:.3f}, expected "
+                "calibration error there {ece_before:.3f} before and {ece_after:.3f} after; a face whose "
+                "calibrated confidence is below {uncertain_below:.2f} is marked uncertain.".format(
+                    **card["calibration"]
+                )
+            ]
+            if card.get("calibration")
+            else []
+        ),
         "- Versions: " + ", ".join(f"{name} {version}" for name, version in card["versions"].items()) + ".",
         f"- Weights sha256 `{card['weights_sha256']}`.",
         "",
@@ -200,19 +284,86 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _type_names(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return " or ".join(names.get(one, one.__name__) for one in kinds)
+
+
+def _has_type(value: Any, kind: type | tuple[type, ...]) -> bool:
+    # JSON true/false load as bool, a subclass of int: never a count or a number here.
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def card_problems(card: Any) -> list[str]:
+    """What is wrong with a model card (missing keys, wrong types, unknown settings); empty if nothing."""
+    if not isinstance(card, dict):
+        return [f"the card is a JSON {type(card).__name__}, not an object"]
+    problems = []
+    for schema, required in ((CARD_SCHEMA, True), (OPTIONAL_CARD_KEYS, False)):
+        for key, kind in schema.items():
+            parent, _, name = key.rpartition(".")
+            holder = card.get(parent) if parent else card
+            if not isinstance(holder, dict):
+                continue  # the parent's own problem is reported
+            if name not in holder:
+                if required:
+                    problems.append(f"{key} is missing")
+            elif not _has_type(holder[name], kind):
+                problems.append(f"{key} should be {_type_names(kind)}, got {json.dumps(holder[name])[:40]}")
+    if problems:
+        return problems
+    for split, metrics in card["metrics"].items():
+        if not isinstance(metrics, dict):
+            problems.append(f"metrics.{split} should be an object")
+            continue
+        problems += [
+            f"metrics.{split}.{key} should be {_type_names(kind)}"
+            for key, kind in METRICS_SCHEMA.items()
+            if not _has_type(metrics.get(key), kind)
+        ]
+    size = card["preprocessing"]["input_size"]
+    if size < 1:
+        problems.append(f"preprocessing.input_size must be positive, got {size}")
+    if card["preprocessing"].get("tta", "none") not in TTA_MODES:
+        problems.append(f"preprocessing.tta must be one of {', '.join(TTA_MODES)}")
+    try:
+        dt.datetime.fromisoformat(card["created"])
+    except ValueError:
+        problems.append(f"created should be a date and time, got {card['created'][:40]!r}")
+    try:
+        TrainConfig.from_dict(card["config"])
+    except (TypeError, ValueError) as error:
+        problems.append(f"config holds invalid settings ({error})")
+    try:
+        from fer_core.calibrate import Calibration
+
+        Calibration.from_dict(card.get("calibration"))
+    except (KeyError, TypeError, ValueError) as error:
+        problems.append(f"calibration is invalid ({type(error).__name__}: {error})")
+    return problems
+
+
 def read_card(directory: str | Path) -> dict[str, Any]:
-    """The card of a model folder, checked for the project's label order and format."""
+    """The card of a model folder, checked against the card schema, the format and the label order.
+
+    Raises :class:`ModelError` naming what is wrong with a missing or damaged folder.
+    """
     directory = Path(directory)
     card_path = directory / CARD_FILE
     if not card_path.is_file() or not (directory / MODEL_FILE).is_file():
         raise ModelError(f"{directory} is not a model folder: it needs {MODEL_FILE} and {CARD_FILE}")
     try:
         card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ModelError(f"{card_path} is not valid JSON: {error}") from error
-    if card.get("format") != FORMAT_VERSION:
-        raise ModelError(f"{directory}: model format {card.get('format')!r}, expected {FORMAT_VERSION}")
-    if tuple(card.get("emotions", ())) != EMOTIONS:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelError(f"{card_path} is damaged: it is not valid JSON ({error})") from None
+    if isinstance(card, dict) and "format" in card and card["format"] != FORMAT_VERSION:
+        raise ModelError(f"{directory}: model format {card['format']!r}, expected {FORMAT_VERSION}")
+    problems = card_problems(card)
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ModelError(f"{card_path} is damaged: {'; '.join(problems[:3])}{more}")
+    if tuple(card["emotions"]) != EMOTIONS:
         raise ModelError(
             f"{directory} was trained with labels {card.get('emotions')}, expected {list(EMOTIONS)}"
         )
@@ -226,9 +377,16 @@ def load_model(directory: str | Path | None = None) -> LoadedModel:
     directory = Path(directory or default_model_path())
     card = read_card(directory)
     weights = directory / MODEL_FILE
-    if sha256_file(weights) != card.get("weights_sha256"):
+    if sha256_file(weights) != card["weights_sha256"]:
         raise ModelError(f"{weights} does not match the sha256 in its card: the file was changed")
-    model = keras.models.load_model(weights, compile=False)
+    # Keras says "File not found" for a file that exists but is not a zip archive.
+    if not zipfile.is_zipfile(weights):
+        raise ModelError(f"{weights} is damaged: it is not a Keras model file (a zip archive)")
+    try:
+        model = keras.models.load_model(weights, compile=False)
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as error:
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ModelError(f"{weights} is damaged: Keras cannot load it ({reason})") from None
     size = int(card["preprocessing"]["input_size"])
     if tuple(model.input_shape[1:3]) != (size, size):
         raise ModelError(f"{weights} takes {model.input_shape[1:3]} inputs, its card says {size}")
@@ -242,5 +400,13 @@ def list_models() -> list[Path]:
         for root in (MODELS_DIR, runs_dir())
         if root.is_dir()
         for card in root.glob(f"**/{CARD_FILE}")
+        if not any(part.startswith(".") for part in card.relative_to(root).parts)
     ]
-    return sorted(set(found), key=lambda path: (path != DEFAULT_MODEL, -path.stat().st_mtime))
+    return sorted(set(found), key=lambda path: (path != DEFAULT_MODEL, -_mtime(path)))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed since it was listed
+        return 0.0

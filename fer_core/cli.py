@@ -37,6 +37,23 @@ class CliError(Exception):
     """Bad input: printed as one line on stderr, exit status 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose bad-option message is one ``error:`` line pointing at ``--help``, not the whole
+    usage block; subcommands' parsers are of this class too."""
+
+    subcommands: dict[str, argparse.ArgumentParser] = {}  # set by build_parser on the top parser
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # argparse reports them from the top parser; point at the subcommand's --help
+            owner = self.subcommands.get(getattr(parsed, "command", None), self)
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
 def _int_tuple(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
@@ -71,8 +88,9 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__)
+    parser = Parser(prog="python -m fer_core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    parser.subcommands = commands.choices
 
     stats = commands.add_parser("stats", help="rows per split and emotion, rejected rows by reason")
     _add_data_options(stats)
@@ -115,12 +133,81 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="model folder (default: the project's default model)")
     predict.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
     predict.add_argument("--whole-if-none", action="store_true", help="no face found: use the whole image")
-    predict.add_argument("--detector", default="mtcnn", choices=("mtcnn", "haar"))
+    predict.add_argument(
+        "--detector", default="retinaface", choices=("retinaface", "mtcnn", "haar"), help="(retinaface)"
+    )
+    predict.add_argument(
+        "--upscale", type=float, default=1.0, help="enlarge photos first, for faces under ~20 px (2: ~15 px)"
+    )
+    predict.add_argument("--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per face into DIR")
     predict.add_argument(
         "--tta", choices=TTA_MODES, help="test-time augmentation (default: the model's own, in its card)"
     )
     predict.add_argument("--json", action="store_true", help="print a JSON list")
+
+    _add_batch_parser(commands)
+    _add_video_parser(commands)
     return parser
+
+
+def _add_batch_parser(commands) -> None:
+    from fer_core.predict import DEFAULT_DETECTOR, DETECTORS
+
+    batch = commands.add_parser(
+        "batch", help="every face of a folder of photos, a FER2013 CSV or Parquet, scored on Spark"
+    )
+    batch.add_argument("input", metavar="INPUT", help="folder of photos (recursive), .csv/.csv.gz or Parquet")
+    batch.add_argument("--out", required=True, help="a Parquet folder, or a .csv file; one row per face")
+    batch.add_argument("--model", help="model folder (default: the project's default model)")
+    batch.add_argument("--no-detect", action="store_true", help="each photo is already a cropped face")
+    batch.add_argument("--whole-if-none", action="store_true", help="no face found: use the whole photo")
+    batch.add_argument("--detector", choices=DETECTORS, help=f"face detector ({DEFAULT_DETECTOR})")
+    batch.add_argument(
+        "--tta", choices=TTA_MODES, help="test-time augmentation (default: the model's own, in its card)"
+    )
+    batch.add_argument("--image-column", help="a Parquet input's image column (default: image, content, ...)")
+    batch.add_argument("--spark-master", help="Spark master URL (default: $FER_SPARK_MASTER or local[*])")
+    batch.add_argument("--progress-json", metavar="FILE", help="also write the progress to FILE (dashboard)")
+    batch.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def _add_video_parser(commands) -> None:
+    from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
+
+    video = commands.add_parser(
+        "video", help="emotions of the faces of a video over time: a CSV row per sampled frame and face"
+    )
+    video.add_argument("path", metavar="PATH", help="mp4/mov (H.264, HEVC), webm (VP8, VP9), avi (MPEG-4)")
+    video.add_argument("--fps", type=float, default=5.0, help="frames read per second of video (5)")
+    video.add_argument("--csv", metavar="OUT.csv", help="write the rows (raw probabilities) to this CSV")
+    video.add_argument(
+        "--smooth", type=float, default=0.0, metavar="SECONDS",
+        help="also write smoothed probabilities (smooth_<emotion> columns), Gaussian over SECONDS (off)",
+    )  # fmt: skip
+    video.add_argument("--json", action="store_true", help="print the summary and every frame as JSON")
+    video.add_argument("--annotated", metavar="OUT.webm", help="write a copy with the faces drawn (VP8 webm)")
+    video.add_argument("--model", help="model folder (default: the project's default model)")
+    video.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS, help=DEFAULT_DETECTOR)
+    video.add_argument(
+        "--tta", choices=TTA_MODES, help="test-time augmentation (default: the model's own; none is fastest)"
+    )
+
+
+def batch_config_to_args(config) -> list[str]:
+    """The ``batch`` options that reproduce a :class:`fer_core.batch.BatchConfig` (the parser's inverse)."""
+    args = []
+    if config.model:
+        args += ["--model", str(config.model)]
+    if not config.detect:
+        args.append("--no-detect")
+    if config.whole_if_none:
+        args.append("--whole-if-none")
+    for flag, value in (("--detector", config.detector), ("--tta", config.tta)):
+        if value:
+            args += [flag, value]
+    if config.image_column:
+        args += ["--image-column", config.image_column]
+    return args
 
 
 def _split_config(args):
@@ -215,6 +302,7 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from fer_core.artifacts import staged
     from fer_core.pipeline import train_model
     from fer_core.train import Progress
 
@@ -229,7 +317,8 @@ def cmd_train(args) -> None:
             "eta_s": progress.eta_s,
             "status": "running",
         }
-        progress_path.write_text(json.dumps(state))
+        with staged(progress_path) as temporary:  # the dashboard reads it while it is rewritten
+            temporary.write_text(json.dumps(state))
         if progress.val_accuracy is not None:
             print(
                 f"step {progress.step}/{progress.total_steps}  validation accuracy "
@@ -247,17 +336,15 @@ def cmd_train(args) -> None:
         progress=report,
         restart=args.restart,
     )
-    progress_path.write_text(
-        json.dumps(
-            {
-                "step": result.steps_done,
-                "total_steps": config.steps,
-                "elapsed_s": round(result.train_seconds, 1),
-                "eta_s": 0,
-                "status": "stopped" if result.stopped else "done",
-            }
-        )
-    )
+    final = {
+        "step": result.steps_done,
+        "total_steps": config.steps,
+        "elapsed_s": round(result.train_seconds, 1),
+        "eta_s": 0,
+        "status": "stopped" if result.stopped else "done",
+    }
+    with staged(progress_path) as temporary:
+        temporary.write_text(json.dumps(final))
     metrics = loaded.card["metrics"]
     summary = {split: round(metrics[split]["accuracy"], 4) for split in metrics}
     print(
@@ -281,11 +368,13 @@ def cmd_evaluate(args) -> None:
     loaded = load_model(args.model)
     dataset = load_dataset(args.data, split_config=_split_config(args), spark_master=args.spark_master)
     report = evaluate_model(loaded, dataset, args.split, tta=args.tta)
+    calibration = {"ece": report.ece, **loaded.calibration.to_dict()}
     if args.json:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps({**report.to_dict(), "calibration": calibration}))
         return
     print(f"model: {loaded.path}  data: {dataset.source}  split: {args.split}")
     print(f"accuracy: {report.accuracy:.4f} on {report.n} faces")
+    print(f"expected calibration error: {report.ece:.4f} (temperature {loaded.calibration.temperature:.3f})")
     _print_table(report.per_class().round(4))
     print("confusion matrix (rows true, columns predicted):")
     import pandas as pd
@@ -312,21 +401,21 @@ def cmd_ship(args) -> None:
 
 def cmd_predict(args) -> None:
     from fer_core.artifacts import load_model
-    from fer_core.predict import analyze_image
+    from fer_core.predict import analyze_images
 
     loaded = load_model(args.model)
-    results = [
-        analyze_image(
-            path,
-            loaded,
-            name=path,
-            detect=not args.no_detect,
-            whole_if_none=args.whole_if_none,
-            tta=args.tta,
-            detector=args.detector,
-        )
-        for path in args.images
-    ]
+    results = analyze_images(
+        args.images,
+        loaded,
+        detect=not args.no_detect,
+        whole_if_none=args.whole_if_none,
+        tta=args.tta,
+        detector=args.detector,
+        upscale=args.upscale,
+    )
+    if args.explain:
+        written = _write_explanations(results, loaded, Path(args.explain))
+        print(f"{written} Grad-CAM overlays written to {args.explain}", file=sys.stderr)
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=1))
         return
@@ -336,7 +425,168 @@ def cmd_predict(args) -> None:
         elif not result.faces:
             print(f"{result.name}: no face found (use --whole-if-none to read the whole image as a face)")
         for face in result.faces:
-            print(f"{result.name}: {face.emotion} ({face.confidence:.0%}) at {list(face.box)}")
+            doubt = " uncertain, or " + face.top(2)[1][0] if face.uncertain else ""
+            print(f"{result.name}: {face.emotion} ({face.confidence:.0%}{doubt}) at {list(face.box)}")
+
+
+def _write_explanations(results, loaded, folder: Path) -> int:
+    """One PNG per face: its aligned crop under the Grad-CAM map of the predicted emotion."""
+    import cv2
+    import numpy as np
+
+    from fer_core.explain import grad_cam, overlay
+
+    faces = [(result, number, face) for result in results for number, face in enumerate(result.faces, 1)]
+    if not faces:
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    crops = np.stack([face.crop for _, _, face in faces])
+    emotions = np.array([int(np.argmax(face.probabilities)) for _, _, face in faces])
+    for (result, number, face), heatmap in zip(faces, grad_cam(loaded, crops, emotions), strict=True):
+        name = f"{Path(result.name).stem}_face{number}_{face.emotion}.png"
+        cv2.imwrite(str(folder / name), cv2.cvtColor(overlay(face.crop, heatmap), cv2.COLOR_RGB2BGR))
+    return len(faces)
+
+
+def _progress_printer(stream=sys.stderr, width: int = 30):
+    """A progress hook drawing Spark's tasks as a bar: redrawn in place on a terminal, else a line
+    per tenth done (and whenever a new stage adds tasks)."""
+    shown = {"step": None}
+
+    def show(progress) -> None:
+        if not progress.total:
+            return
+        filled = int(progress.fraction * width)
+        text = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {progress.fraction:4.0%} "
+            f"{progress.done}/{progress.total} tasks, {progress.elapsed_s:.0f} s"
+        )
+        if stream.isatty():
+            print("\r" + text, end="", file=stream, flush=True)
+        elif (int(progress.fraction * 10), progress.total) != shown["step"]:
+            shown["step"] = (int(progress.fraction * 10), progress.total)
+            print(text, file=stream, flush=True)
+
+    return show
+
+
+def _write_json(path: Path, content: dict) -> None:
+    """Replace ``path`` whole (a reader never sees half a file)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(content))
+    os.replace(temporary, path)
+
+
+def cmd_batch(args) -> None:
+    from fer_core.batch import BatchConfig, BatchProgress, run_batch
+
+    config = BatchConfig(
+        model=args.model,
+        detect=not args.no_detect,
+        detector=args.detector,
+        whole_if_none=args.whole_if_none,
+        tta=args.tta,
+        image_column=args.image_column,
+    )
+    bar = _progress_printer()
+    state_path = Path(args.progress_json) if args.progress_json else None
+
+    def state(progress, status: str) -> dict:
+        # The fields of a training run's progress.json, so that fer_core.jobs reads both alike.
+        return {
+            "step": progress.total if status == "done" else progress.done,
+            "total_steps": progress.total,
+            "elapsed_s": round(progress.elapsed_s, 1),
+            "eta_s": progress.eta_s,
+            "status": status,
+        }
+
+    last = [BatchProgress(0, 0, 0.0)]
+
+    def report(progress) -> None:
+        last[0] = progress
+        bar(progress)
+        if state_path:
+            _write_json(state_path, state(progress, "running"))
+
+    if state_path:
+        _write_json(state_path, state(last[0], "starting"))
+    summary = run_batch(args.input, args.out, config, spark_master=args.spark_master, progress=report)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if state_path:
+        _write_json(state_path, {**state(last[0], "done"), **summary.to_dict()})
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+        return
+    print(f"{summary.output}: {summary.faces:,} faces in {summary.images:,} inputs ({summary.seconds:.0f} s)")
+    print(f"  no face: {summary.no_face:,}  errors: {summary.errors:,}")
+    print("  " + ", ".join(f"{name} {count:,}" for name, count in summary.emotions.items()))
+
+
+def _video_progress_printer(stream=sys.stderr, width: int = 30, after_s: float = 2.0):
+    """A progress hook for ``video``: a bar (or, when the container does not state the video's
+    length, the seconds read) redrawn in place on a terminal, else a line per tenth; silent for
+    videos read in under ``after_s`` seconds."""
+    shown = {"step": None}
+
+    def show(progress) -> None:
+        if progress.elapsed_s < after_s:
+            return
+        fraction = progress.fraction
+        if fraction is None:
+            text, step = f"{progress.t_sec:.0f} s of video read", int(progress.t_sec // 30)
+        else:
+            filled = int(fraction * width)
+            text = f"[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}"
+            step = int(fraction * 10)
+        text += f", {progress.frames} frames, {progress.speed:.1f}x real time"
+        if stream.isatty():
+            print("\r" + text, end="", file=stream, flush=True)
+        elif step != shown["step"]:
+            shown["step"] = step
+            print(text, file=stream, flush=True)
+
+    return show
+
+
+def cmd_video(args) -> None:
+    from fer_core.artifacts import load_model
+    from fer_core.video import VideoConfig, analyze_video, smooth_probabilities
+
+    if args.smooth < 0:
+        raise CliError(f"--smooth must not be negative, got {args.smooth}")
+    config = VideoConfig(fps=args.fps, detector=args.detector, tta=args.tta)
+    loaded = load_model(args.model)
+    bar = _video_progress_printer()
+    result = analyze_video(args.path, loaded, config, annotated=args.annotated, progress=bar)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if result.problem:
+        print(f"warning: {result.problem}; the rows cover what was read", file=sys.stderr)
+    if args.csv:
+        table = result.table
+        if args.smooth:
+            smoothed = smooth_probabilities(table, args.smooth)
+            for name in EMOTIONS:
+                table[f"smooth_{name}"] = smoothed[f"p_{name}"]
+        table.to_csv(args.csv, index=False, float_format="%.4f")
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return
+    print(
+        f"{result.video}: {result.duration_s:.1f} s, {result.sampled_frames} frames sampled at "
+        f"{config.fps:g}/s, {len(result.tracks)} faces tracked ({result.seconds:.1f} s, "
+        f"{result.speed:.1f}x real time)"
+    )
+    for track in result.tracks:
+        shares = sorted(track.emotion_share.items(), key=lambda item: -item[1])
+        top = ", ".join(f"{name} {share:.0%}" for name, share in shares if share > 0)
+        seen = f"{track.first_t:.1f}-{track.last_t:.1f} s in {track.frames} frames"
+        print(f"  face {track.track}: {seen}: {top}")
+    for path in (args.csv, args.annotated):
+        if path:
+            print(f"  written: {path}")
 
 
 COMMANDS = {
@@ -346,6 +596,8 @@ COMMANDS = {
     "ship": cmd_ship,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "batch": cmd_batch,
+    "video": cmd_video,
 }
 
 
@@ -354,9 +606,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pyspark.errors import PySparkException
 
+    from fer_core.spark import error_summary
+
     try:
         COMMANDS[args.command](args)
-    except (ValueError, OSError, CliError, PySparkException) as error:
+    except PySparkException as error:  # before ValueError: some are both, and say why only deep down
+        print(f"error: {error_summary(error)}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, CliError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fer_core.calibrate import expected_calibration_error
 from fer_core.emotions import EMOTIONS, NUM_CLASSES
 
 
@@ -16,6 +17,7 @@ class Evaluation:
     """Metrics of predictions against true labels; ``confusion`` rows are true, columns predicted."""
 
     confusion: np.ndarray  # int64 (7, 7)
+    ece: float | None = None  # top-1 expected calibration error, when probabilities were given
 
     @property
     def n(self) -> int:
@@ -65,21 +67,27 @@ class Evaluation:
             }
             for name, row in table.iterrows()
         }
-        return {
+        values = {
             "n": self.n,
             "accuracy": self.accuracy,
             "per_class": per_class,
             "confusion_matrix": self.confusion.tolist(),
         }
+        if self.ece is not None:
+            values["ece"] = self.ece
+        return values
 
 
 def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> Evaluation:
     """Compare int labels (N,) with predicted probabilities (N, 7) or predicted labels (N,)."""
     labels = np.asarray(labels)
     predictions = np.asarray(probabilities)
+    ece = None
     if predictions.ndim == 2:
         if predictions.shape[1] != NUM_CLASSES:
             raise ValueError(f"expected probabilities of shape (N, 7), got {predictions.shape}")
+        if len(labels) == len(predictions) and len(labels):
+            ece = expected_calibration_error(predictions, labels)
         predictions = predictions.argmax(axis=1)
     if labels.shape != predictions.shape:
         raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ in length")
@@ -87,7 +95,7 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> Evaluation:
         raise ValueError(f"labels must be in 0..6, got values from {labels.min()} to {labels.max()}")
     cells = labels.astype(np.int64) * NUM_CLASSES + predictions.astype(np.int64)
     matrix = np.bincount(cells, minlength=NUM_CLASSES * NUM_CLASSES).reshape(NUM_CLASSES, NUM_CLASSES)
-    return Evaluation(confusion=matrix)
+    return Evaluation(confusion=matrix, ece=ece)
 
 
 def predictions_table(labels: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:

@@ -169,18 +169,23 @@ def probability_bars(probabilities: np.ndarray):
     return figure
 
 
-def draw_faces(image: np.ndarray, faces) -> np.ndarray:
-    """A copy of an RGB image with each face's box and top emotion drawn on it."""
+def draw_faces(image: np.ndarray, faces, numbers: list[int] | None = None) -> np.ndarray:
+    """A copy of an RGB image with each face's box, landmarks and top emotion drawn on it; an
+    uncertain face's label ends in a question mark. Faces are numbered from 1, or by ``numbers``
+    (a video's track ids)."""
     import cv2
 
     canvas = image.copy()
     scale = max(canvas.shape[:2]) / 800
     thickness = max(2, round(2 * scale))
-    for number, face in enumerate(faces, start=1):
+    numbers = range(1, len(faces) + 1) if numbers is None else numbers
+    for number, face in zip(numbers, faces, strict=True):
         x, y, w, h = face.box
         color = tuple(int(EMOTION_COLORS[face.emotion].lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
         cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness)
-        label = f"{number}: {face.emotion} {face.confidence:.0%}"
+        for point in face.landmarks if face.landmarks is not None else []:
+            cv2.circle(canvas, (round(point[0]), round(point[1])), thickness + 1, color, -1)
+        label = f"{number}: {face.emotion} {face.confidence:.0%}" + ("?" if face.uncertain else "")
         font_scale = max(0.5, 0.7 * scale)
         (text_w, text_h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         top = max(0, y - text_h - base - 4)
@@ -197,6 +202,39 @@ def draw_faces(image: np.ndarray, faces) -> np.ndarray:
     return canvas
 
 
+def reliability_diagram(table: pd.DataFrame):
+    """Accuracy against confidence per bin (``fer_core.calibrate.reliability_table``), with the
+    diagonal a calibrated model would follow and the share of faces per bin."""
+    import plotly.graph_objects as go
+
+    filled = table[table.faces > 0]
+    centers = (filled.low + filled.high) / 2
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated", line=dict(dash="dash", color="gray"))
+    )
+    figure.add_trace(
+        go.Bar(
+            x=centers,
+            y=filled.accuracy,
+            width=(filled.high - filled.low) * 0.9,
+            name="accuracy",
+            customdata=np.stack([filled.faces, filled.confidence], axis=1),
+            hovertemplate="confidence %{customdata[1]:.2f}<br>accuracy %{y:.2f}<br>%{customdata[0]} faces",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(x=filled.confidence, y=filled.accuracy, mode="markers", name="mean confidence")
+    )
+    figure.update_layout(
+        xaxis=dict(title="confidence (top probability)", range=(0, 1)),
+        yaxis=dict(title="accuracy", range=(0, 1)),
+        margin=dict(t=10, b=10, l=10, r=10),
+        height=360,
+    )
+    return figure
+
+
 def feature_map_montage(activations: np.ndarray, max_channels: int = 32) -> np.ndarray:
     """Channels of one layer's activation (H, W, C) scaled to 0..255 and tiled, uint8."""
     channels = np.moveaxis(activations[..., :max_channels], -1, 0).astype(np.float64)
@@ -204,3 +242,120 @@ def feature_map_montage(activations: np.ndarray, max_channels: int = 32) -> np.n
     span = np.ptp(channels, axis=(1, 2), keepdims=True)
     scaled = np.divide(channels - low, span, out=np.zeros_like(channels), where=span > 0)
     return montage((scaled * 255).round().astype(np.uint8), columns=min(8, len(channels)))
+
+
+def curves_comparison(curves: dict[str, pd.DataFrame]):
+    """The curves of several runs over each other: validation accuracy (solid, with markers) and
+    minibatch accuracy (dotted) on the left, the same losses on the right; one colour per run."""
+    import plotly.express as px
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss"))
+    palette = px.colors.qualitative.Plotly
+    for index, (name, table) in enumerate(curves.items()):
+        color = palette[index % len(palette)]
+        for column, col, dash in (
+            ("val_accuracy", 1, "solid"),
+            ("minibatch_accuracy", 1, "dot"),
+            ("val_loss", 2, "solid"),
+            ("minibatch_loss", 2, "dot"),
+        ):
+            points = table.dropna(subset=[column]) if column in table else table.iloc[:0]
+            validation = column.startswith("val")
+            figure.add_trace(
+                go.Scatter(
+                    x=points["step"],
+                    y=points[column],
+                    name=name if column == "val_accuracy" else f"{name} · {column.replace('_', ' ')}",
+                    legendgroup=name,
+                    showlegend=column == "val_accuracy",
+                    mode="lines+markers" if validation else "lines",
+                    line=dict(color=color, dash=dash, width=2 if validation else 1),
+                    opacity=1.0 if validation else 0.5,
+                ),
+                row=1,
+                col=col,
+            )
+    figure.update_xaxes(title_text="step")
+    figure.update_layout(margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.25), height=420)
+    return figure
+
+
+def emotion_counts_bar(counts: dict[str, int]):
+    """Bars of faces per emotion, in the label order, each in its emotion's colour."""
+    import plotly.graph_objects as go
+
+    names = list(EMOTIONS)
+    values = [int(counts.get(name, 0)) for name in names]
+    figure = go.Figure(
+        go.Bar(x=names, y=values, marker_color=[EMOTION_COLORS[name] for name in names], text=values)
+    )
+    figure.update_layout(yaxis_title="faces", margin=dict(t=30, b=10), height=320)
+    return figure
+
+
+def emotion_timeline(table: pd.DataFrame, interval_s: float | None = None):
+    """The probabilities of one face over time (the rows of one track of a video table, smoothed or
+    not: ``fer_core.video.smooth_probabilities``), one line per emotion, with a band below whose
+    colour is the top emotion at each time. Lines break where the face was not seen for more than
+    1.5 ``interval_s`` (default: the table's most common step)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = table.dropna(subset=["track"]).sort_values("t_sec")
+    times = rows["t_sec"].to_numpy(float)
+    steps = np.diff(times)
+    if interval_s is None:
+        interval_s = float(np.median(steps)) if len(steps) else 1.0
+    # A missing stretch becomes a gap in the lines: a row of NaN just after its start.
+    gaps = times[:-1][steps > 1.5 * interval_s] + interval_s
+    columns = [f"p_{name}" for name in EMOTIONS]
+    lines = pd.concat([rows[["t_sec", *columns]], pd.DataFrame({"t_sec": gaps})]).sort_values("t_sec")
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.86, 0.14], vertical_spacing=0.04)
+    top = rows[columns].to_numpy(float).argmax(axis=1) if len(rows) else np.empty(0, int)
+    for index, name in enumerate(EMOTIONS):
+        figure.add_trace(
+            go.Scatter(
+                x=lines["t_sec"],
+                y=lines[f"p_{name}"],
+                name=name,
+                legendgroup=name,
+                mode="lines",
+                line=dict(color=EMOTION_COLORS[name], width=2),
+                hovertemplate=f"{name} %{{y:.0%}} at %{{x:.1f}} s<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        on_top = top == index
+        figure.add_trace(
+            go.Bar(
+                x=times[on_top],
+                y=np.ones(int(on_top.sum())),
+                width=interval_s,
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+                marker=dict(color=EMOTION_COLORS[name], line_width=0),
+                hovertemplate=f"top: {name} at %{{x:.1f}} s<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
+    figure.update_yaxes(range=(0, 1), tickformat=".0%", title_text="probability", row=1, col=1)
+    figure.update_yaxes(visible=False, row=2, col=1)
+    figure.update_xaxes(title_text="time (s)", row=2, col=1)
+    figure.update_layout(
+        bargap=0,
+        barmode="overlay",
+        height=320,
+        margin=dict(t=10, b=10, l=10, r=10),
+        legend=dict(orientation="h"),
+    )
+    return figure
+
+
+def emotion_share_bars(share: dict[str, float]):
+    """Horizontal bars of the share of time a face spent in each emotion (label order)."""
+    return probability_bars(np.array([share.get(name, 0.0) for name in EMOTIONS], float))

@@ -1,9 +1,10 @@
-"""Background training jobs for the dashboard: one ``fer_core train`` process per server at a time.
+"""Background jobs for the dashboard: one ``fer_core train`` and one ``fer_core batch`` process per
+server at a time.
 
-The job is a separate process, so it outlives page switches, browser reloads and Streamlit reruns;
-its state lives in files (``runs/ACTIVE_JOB.json``, the run's ``progress.json`` and ``curves.csv``)
-that any page can read. Stop asks the job to end cleanly (the run folder's STOP file), keeping the
-checkpoint from which the same run resumes.
+A job is a separate process, so it outlives page switches, browser reloads and Streamlit reruns;
+its state lives in files (``runs/ACTIVE_JOB.json`` or ``runs/batch/ACTIVE_BATCH.json``, the run's
+``progress.json`` and ``curves.csv``) that any page can read. Stop asks a training job to end cleanly
+(the run folder's STOP file), keeping the checkpoint from which the same run resumes.
 """
 
 from __future__ import annotations
@@ -17,19 +18,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fer_core.artifacts import runs_dir as default_runs_dir
+from fer_core.batch import BatchConfig
 from fer_core.config import TrainConfig
 from fer_core.train import STOP_FILE
 
 ACTIVE_FILE = "ACTIVE_JOB.json"
 LOG_FILE = "train.log"
+BATCH_FOLDER = "batch"  # inside the runs folder: one folder per batch job
+BATCH_ACTIVE_FILE = "ACTIVE_BATCH.json"
+BATCH_LOG = "batch.log"
+BATCH_RESULTS = "results.parquet"
+PROGRESS_FILE = "progress.json"
 
 
 class JobBusy(RuntimeError):
-    """A training job is already running on this server."""
+    """A job of the same kind (training or batch) is already running on this server."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, kind: str = "training") -> None:
         self.job = job
-        super().__init__(f"training run {job.name!r} is already running")
+        super().__init__(f"{kind} run {job.name!r} is already running")
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,11 @@ def _alive(pid: int) -> bool:
 
 
 def active_job(runs_dir: Path | None = None) -> Job | None:
-    """The job running now, if any; a record left by a dead process is cleared."""
-    record = (runs_dir or default_runs_dir()) / ACTIVE_FILE
+    """The training job running now, if any; a record left by a dead process is cleared."""
+    return _active((runs_dir or default_runs_dir()) / ACTIVE_FILE)
+
+
+def _active(record: Path) -> Job | None:
     try:
         job = Job(**json.loads(record.read_text()))
     except (OSError, ValueError, TypeError):
@@ -87,18 +97,27 @@ def start_job(
     running = active_job(runs_dir)
     if running:
         raise JobBusy(running)
-    if not name or any(part in name for part in ("/", "\\", "..")):
-        raise ValueError(f"a run name must be a plain folder name, got {name!r}")
+    _check_name(name)
     run_dir = runs_dir / name
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / STOP_FILE).unlink(missing_ok=True)  # left by a job that died before honouring it
-    (run_dir / "progress.json").unlink(missing_ok=True)
+    (run_dir / PROGRESS_FILE).unlink(missing_ok=True)
     command = [sys.executable, "-m", "fer_core", "train", "--out", str(run_dir), *config_to_args(config)]
     if data:
         command += ["--data", str(data)]
     if spark_master:
         command += ["--spark-master", spark_master]
-    with open(run_dir / LOG_FILE, "ab") as log:
+    return _launch(command, name, run_dir, run_dir / LOG_FILE, runs_dir / ACTIVE_FILE, data)
+
+
+def _check_name(name: str) -> None:
+    if not name or any(part in name for part in ("/", "\\", "..")):
+        raise ValueError(f"a run name must be a plain folder name, got {name!r}")
+
+
+def _launch(command: list[str], name: str, run_dir: Path, log_path: Path, record: Path, data) -> Job:
+    """Start ``command`` as a process of its own, logging to ``log_path``, recorded in ``record``."""
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
             command,
             stdout=log,
@@ -108,8 +127,57 @@ def start_job(
             cwd=Path(__file__).resolve().parent.parent,
         )
     job = Job(name=name, run_dir=str(run_dir), pid=process.pid, started=time.time(), data=str(data or ""))
-    (runs_dir / ACTIVE_FILE).write_text(json.dumps(asdict(job)))
+    record.write_text(json.dumps(asdict(job)))
     return job
+
+
+def batch_root(runs_dir: Path | None = None) -> Path:
+    """Where the dashboard's batch jobs keep their folders (results, progress, log)."""
+    return (runs_dir or default_runs_dir()) / BATCH_FOLDER
+
+
+def active_batch(runs_dir: Path | None = None) -> Job | None:
+    """The batch job running now, if any; a record left by a dead process is cleared."""
+    return _active(batch_root(runs_dir) / BATCH_ACTIVE_FILE)
+
+
+def start_batch(
+    source: str | os.PathLike,
+    name: str,
+    config: BatchConfig = BatchConfig(),
+    *,
+    spark_master: str | None = None,
+    runs_dir: Path | None = None,
+) -> Job:
+    """Start ``python -m fer_core batch`` on ``source`` into ``runs/batch/name/results.parquet``.
+
+    Raises :class:`JobBusy` if a batch job is already running (they share the machine's cores).
+    """
+    from fer_core.cli import batch_config_to_args
+
+    root = batch_root(runs_dir)
+    running = active_batch(runs_dir)
+    if running:
+        raise JobBusy(running, kind="batch")
+    _check_name(name)
+    run_dir = root / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Listed (as starting) from now on; the process rewrites it as Spark's tasks finish.
+    (run_dir / PROGRESS_FILE).write_text(json.dumps({"step": 0, "total_steps": 0, "status": "starting"}))
+    command = [
+        sys.executable, "-m", "fer_core", "batch", str(source), "--out", str(run_dir / BATCH_RESULTS),
+        "--progress-json", str(run_dir / PROGRESS_FILE), *batch_config_to_args(config),
+    ]  # fmt: skip
+    if spark_master:
+        command += ["--spark-master", spark_master]
+    return _launch(command, name, run_dir, run_dir / BATCH_LOG, root / BATCH_ACTIVE_FILE, source)
+
+
+def batch_runs(runs_dir: Path | None = None) -> list[Path]:
+    """The batch job folders of this server, newest first."""
+    root = batch_root(runs_dir)
+    found = [path.parent for path in root.glob(f"*/{PROGRESS_FILE}")] if root.is_dir() else []
+    return sorted(found, key=lambda path: -(path / PROGRESS_FILE).stat().st_mtime)
 
 
 def stop_job(run_dir: str | os.PathLike) -> None:
@@ -136,7 +204,7 @@ def job_state(run_dir: str | os.PathLike, running: bool) -> JobState:
     """Read a run's progress; a run that is not running and never finished is reported failed."""
     run_dir = Path(run_dir)
     try:
-        progress = json.loads((run_dir / "progress.json").read_text())
+        progress = json.loads((run_dir / PROGRESS_FILE).read_text())
     except (OSError, ValueError):
         progress = {}
     status = progress.get("status", "starting")
@@ -151,10 +219,82 @@ def job_state(run_dir: str | os.PathLike, running: bool) -> JobState:
     )
 
 
-def last_error(run_dir: str | os.PathLike) -> str | None:
+def last_error(run_dir: str | os.PathLike, log_name: str = LOG_FILE) -> str | None:
     """The ``error:`` line the CLI printed, if the run failed with one."""
-    log = Path(run_dir) / LOG_FILE
+    log = Path(run_dir) / log_name
     if not log.exists():
         return None
     errors = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error:")]
     return errors[-1].removeprefix("error:").strip() if errors else None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One training run of this server, as the Train page lists it."""
+
+    name: str
+    run_dir: str
+    preset: str
+    status: str  # running, done, stopped, failed
+    step: int
+    total_steps: int
+    public_accuracy: float | None  # of the saved model, from its card (None until the run finished)
+    updated: float  # when the run last wrote a file (seconds since the epoch)
+
+
+def training_runs(runs_dir: Path | None = None) -> list[RunSummary]:
+    """Every training run in the runs folder (each has a ``config.json``), newest first."""
+    from fer_core.artifacts import CARD_FILE
+
+    root = runs_dir or default_runs_dir()
+    running = active_job(root)
+    runs = []
+    for config_path in root.glob("*/config.json") if root.is_dir() else []:
+        run_dir = config_path.parent
+        try:
+            config = json.loads(config_path.read_text())
+        except (OSError, ValueError):
+            continue  # a folder being written, or not a run
+        state = job_state(run_dir, running=running is not None and Path(running.run_dir) == run_dir)
+        try:
+            card = json.loads((run_dir / "model" / CARD_FILE).read_text())
+            accuracy = card.get("metrics", {}).get("PublicTest", {}).get("accuracy")
+        except (OSError, ValueError):
+            accuracy = None
+        files = [run_dir / name for name in (PROGRESS_FILE, "curves.csv", "config.json")]
+        updated = max(path.stat().st_mtime for path in files if path.exists())
+        total = state.total_steps or int(config.get("steps", 0))
+        runs.append(
+            RunSummary(
+                run_dir.name, str(run_dir), config.get("preset", "?"), state.status, state.step, total,
+                accuracy, updated,
+            )
+        )  # fmt: skip
+    return sorted(runs, key=lambda run: -run.updated)
+
+
+def runs_table(runs: list[RunSummary]):
+    """The runs as a table for people: name, preset, status, steps, PublicTest accuracy, date."""
+    import datetime as dt
+
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "run": [run.name for run in runs],
+            "preset": [run.preset for run in runs],
+            "status": [run.status for run in runs],
+            "steps": [f"{run.step:,} / {run.total_steps:,}" for run in runs],
+            "PublicTest accuracy": [run.public_accuracy for run in runs],
+            "date": [dt.datetime.fromtimestamp(run.updated) for run in runs],
+        }
+    )
+
+
+def run_curves(runs: list[RunSummary], names: list[str]) -> dict:
+    """The curves (see :func:`fer_core.train.read_curves`) of the named runs that have some, by name."""
+    from fer_core.train import read_curves
+
+    by_name = {run.name: run for run in runs}
+    curves = {name: read_curves(by_name[name].run_dir) for name in names if name in by_name}
+    return {name: table for name, table in curves.items() if table is not None and len(table)}

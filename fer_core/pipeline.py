@@ -7,27 +7,55 @@ import os
 import shutil
 from pathlib import Path
 
-from fer_core.artifacts import LoadedModel, load_model, make_card, read_card, save_model
+from fer_core.artifacts import LoadedModel, load_model, make_card, read_card, save_model, staged
+from fer_core.calibrate import fit_calibration
 from fer_core.config import TrainConfig
 from fer_core.data import Dataset, SplitConfig, load_dataset
 from fer_core.emotions import SPLITS
 from fer_core.evaluate import Evaluation, evaluate
 from fer_core.predict import predict_faces
 from fer_core.preprocess import prepare
-from fer_core.train import CURVES_FILE, ProgressHook, TrainResult, train
+from fer_core.train import CURVES_FILE, ProgressHook, TrainResult, discard_checkpoint, train
 
 MODEL_SUBDIR = "model"
 
 
-def evaluate_model(loaded: LoadedModel, dataset: Dataset, split: str, tta: str | None = None) -> Evaluation:
-    """Evaluate a model on one split of a dataset (faces resized to the model's input); ``tta`` as in
-    :func:`fer_core.predict.predict_faces`, by default the model's own."""
+def _split_faces(dataset: Dataset, split: str):
     if split not in dataset.splits:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     faces = dataset.splits[split]
     if len(faces) == 0:
         raise ValueError(f"the split {split} of {Path(dataset.source).name} has no faces")
+    return faces
+
+
+def evaluate_model(loaded: LoadedModel, dataset: Dataset, split: str, tta: str | None = None) -> Evaluation:
+    """Evaluate a model on one split of a dataset (faces resized to the model's input); ``tta`` as in
+    :func:`fer_core.predict.predict_faces`, by default the model's own. The evaluation's calibration
+    error is of the model's calibrated probabilities."""
+    faces = _split_faces(dataset, split)
     return evaluate(faces.labels, predict_faces(loaded, faces.images, tta=tta))
+
+
+def calibrate_model(loaded: LoadedModel, dataset: Dataset) -> dict:
+    """Fit the model's calibration on PublicTest (with its TTA): the card's ``calibration`` entry,
+    with the calibration error there before and after."""
+    faces = _split_faces(dataset, "PublicTest")
+    calibration, fitted = fit_calibration(predict_faces(loaded, faces.images, calibrated=False), faces.labels)
+    return {**calibration.to_dict(), "fitted_on": "PublicTest", **{k: round(v, 4) for k, v in fitted.items()}}
+
+
+def _measure(model, config: TrainConfig, dataset: Dataset, out: Path, splits) -> tuple[dict, dict | None]:
+    """The card's calibration (when there is a PublicTest) and metrics per split, measured with it."""
+    probe = LoadedModel(
+        model=model, card={"preprocessing": {"input_size": config.input_size, "tta": config.tta}}, path=out
+    )
+    calibration = calibrate_model(probe, dataset) if len(dataset.splits["PublicTest"]) else None
+    if calibration:
+        probe = dataclasses.replace(probe, card={**probe.card, "calibration": calibration})
+    measured = [split for split in splits if len(dataset.splits[split])]
+    metrics = {split: evaluate_model(probe, dataset, split).to_dict() for split in measured}
+    return metrics, calibration
 
 
 def train_model(
@@ -43,21 +71,15 @@ def train_model(
     """Read, prepare (Spark), train (Keras), evaluate every split, and save to ``out/model``.
 
     ``out`` is the run folder: an interrupted run there resumes unless ``restart``. A stop requested
-    while the data is read and prepared ends the run at its first step.
+    while the data is read and prepared ends the run at its first step. The run's checkpoint is kept
+    until its model is saved, so a run killed at any moment resumes without training again.
     """
+    if config.init_from:
+        read_card(config.init_from)  # a missing or damaged start model fails now, not after Spark
     dataset = load_dataset(data, split_config=split_config, spark_master=spark_master)
     prepared = prepare(dataset, config.preprocess, spark_master=spark_master)
-    result = train(config, prepared, out, progress=progress, restart=restart)
-    trained = LoadedModel(
-        model=result.model,
-        card={"preprocessing": {"input_size": config.input_size, "tta": config.tta}},
-        path=Path(out),
-    )
-    metrics = {
-        split: evaluate_model(trained, dataset, split).to_dict()
-        for split in SPLITS
-        if len(dataset.splits[split])
-    }
+    result = train(config, prepared, out, progress=progress, restart=restart, keep_checkpoint=True)
+    metrics, calibration = _measure(result.model, config, dataset, Path(out), SPLITS)
     own = {"steps": result.steps_done, "seconds": round(result.train_seconds, 1)}
     card = make_card(
         name=Path(out).name,
@@ -73,10 +95,14 @@ def train_model(
                 *(lineage(read_card(config.init_from)) if config.init_from else []),
             ],
         },
+        calibration=calibration,
     )
     model_dir = save_model(result.model, Path(out) / MODEL_SUBDIR, card)
     # The curves travel with the model, so that every page can show how it was trained.
-    shutil.copyfile(Path(out) / CURVES_FILE, model_dir / CURVES_FILE)
+    with staged(model_dir / CURVES_FILE) as curves:
+        shutil.copyfile(Path(out) / CURVES_FILE, curves)
+    if not result.stopped:
+        discard_checkpoint(out)
     return load_model(model_dir), result
 
 
@@ -119,15 +145,8 @@ def ship_model(
     first = members[0]
     config = dataclasses.replace(first.config, tta=tta)
     model = first.model if len(members) == 1 else build_ensemble([member.model for member in members])
-    probe = LoadedModel(
-        model=model, card={"preprocessing": {"input_size": first.input_size, "tta": tta}}, path=Path(out)
-    )
     # The held-out splits only: ten views of every Training face per member would take minutes.
-    metrics = {
-        split: evaluate_model(probe, dataset, split).to_dict()
-        for split in ("PublicTest", "PrivateTest")
-        if len(dataset.splits[split])
-    }
+    metrics, calibration = _measure(model, config, dataset, Path(out), ("PublicTest", "PrivateTest"))
     runs = {
         (run["name"], run["steps"], run["seconds"]): run for member in members for run in lineage(member.card)
     }
@@ -142,7 +161,9 @@ def ship_model(
             {"name": member.name, "path": str(member.path), "weights_sha256": member.card["weights_sha256"]}
             for member in members
         ]
-    card = make_card(name=name, config=config, dataset=dataset, metrics=metrics, training=training)
+    card = make_card(
+        name=name, config=config, dataset=dataset, metrics=metrics, training=training, calibration=calibration
+    )
     model_dir = save_model(model, out, card)
     curves = first.path / CURVES_FILE
     if curves.exists():

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +14,17 @@ import numpy as np
 from fer_core.artifacts import LoadedModel
 from fer_core.config import TTA_MODES
 from fer_core.emotions import EMOTIONS, FACE_SIZE
+from fer_core.faces import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    Detection,
+    align_faces,
+    detect_faces,
+    whole_image_detection,
+)
 from fer_core.preprocess import resize_faces
+
+__all__ = ["DETECTORS", "DEFAULT_DETECTOR", "analyze_image", "analyze_images", "predict_faces", "read_image"]
 
 MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused rather than risking memory
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
@@ -26,11 +36,15 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True)
 class Face:
-    """One face: ``box`` (x, y, w, h) in the photo, the uint8 48 x 48 ``crop``, float32 probabilities."""
+    """One face: ``box`` (x, y, w, h) in the photo, the aligned uint8 48 x 48 ``crop``, calibrated
+    float32 ``probabilities`` (7,), the detector's ``landmarks`` (5, 2) or None, and whether the
+    model's confidence is below its card's uncertainty threshold."""
 
     box: tuple[int, int, int, int]
     crop: np.ndarray
     probabilities: np.ndarray
+    landmarks: np.ndarray | None = None
+    uncertain: bool = False
 
     @property
     def emotion(self) -> str:
@@ -38,13 +52,22 @@ class Face:
 
     @property
     def confidence(self) -> float:
+        """The calibrated probability of the predicted emotion."""
         return float(np.max(self.probabilities))
+
+    def top(self, count: int = 2) -> list[tuple[str, float]]:
+        """The ``count`` most probable emotions with their probabilities, most probable first."""
+        order = np.argsort(self.probabilities)[::-1][:count]
+        return [(EMOTIONS[index], float(self.probabilities[index])) for index in order]
 
     def to_dict(self) -> dict:
         return {
             "box": [int(v) for v in self.box],
             "emotion": self.emotion,
+            "confidence": self.confidence,
+            "uncertain": self.uncertain,
             "probabilities": {name: float(p) for name, p in zip(EMOTIONS, self.probabilities, strict=True)},
+            "landmarks": None if self.landmarks is None else np.round(self.landmarks, 1).tolist(),
         }
 
 
@@ -65,10 +88,28 @@ class ImageResult:
 def read_image(source: bytes | str | os.PathLike) -> np.ndarray:
     """Decode a photo to RGB uint8 (H, W, 3), turned upright by its EXIF orientation.
 
+    16-bit and 32-bit integer images are scaled to 8 bits by their bit depth, float images from
+    0..1 (or, outside that range, from their own minimum and maximum), so that a 16-bit PNG or a
+    float TIFF keeps its contrast instead of clipping to white.
+
     Raises :class:`ImageError` with a plain message for a file that is not an image, is truncated,
     is empty or is too large.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
+
+    def to_8bit(image: Image.Image) -> Image.Image:
+        # Pillow's convert("RGB") clips wide values at 255 instead of scaling them.
+        if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+            return image
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if image.mode == "F" and low >= 0.0 and high <= 1.0:
+            values = values * 255.0
+        elif image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and 255 < high <= 65535):
+            values = values / 257.0  # 65535 -> 255
+        elif low < 0.0 or high > 255.0:
+            values = (values - low) * (255.0 / (high - low))
+        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
 
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -93,7 +134,7 @@ def read_image(source: bytes | str | os.PathLike) -> np.ndarray:
                         f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels"
                     )
                 image.load()
-                upright = ImageOps.exif_transpose(image).convert("RGB")
+                upright = to_8bit(ImageOps.exif_transpose(image)).convert("RGB")
     except UnidentifiedImageError:
         raise ImageError(
             "the file is not an image in a format we can read (jpg, png, webp, bmp, tiff)"
@@ -120,73 +161,6 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected (H, W) or (H, W, 3), got {image.shape}")
 
 
-DETECTORS = ("mtcnn", "haar")
-MIN_CONFIDENCE = 0.9  # MTCNN boxes below this are mostly not faces
-
-
-@functools.cache
-def _haar():
-    import cv2
-
-    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV's face cascade could not be loaded from {path}")
-    return cascade
-
-
-@functools.cache
-def _mtcnn():
-    from mtcnn import MTCNN
-
-    return MTCNN()
-
-
-def detect_faces(
-    image: np.ndarray, detector: str = "mtcnn", min_size: int = 20
-) -> list[tuple[int, int, int, int]]:
-    """Faces in an RGB (H, W, 3) or gray (H, W) uint8 image as (x, y, w, h) boxes, left to right.
-
-    ``mtcnn`` (the default) is the MTCNN cascade whose weights ship inside the ``mtcnn`` package;
-    ``haar`` is OpenCV's frontal-face Haar cascade, the report-era choice, shipped with OpenCV 4.x.
-    ``bench/detectors.py`` compares them on the real photos. Nothing is downloaded.
-    """
-    import cv2
-
-    if detector not in DETECTORS:
-        raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
-    if detector == "haar":
-        boxes = _haar().detectMultiScale(
-            cv2.equalizeHist(to_gray(image)), scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size)
-        )
-    else:
-        rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-        found = _mtcnn().detect_faces(rgb, min_face_size=min_size)
-        boxes = [face["box"] for face in found if face["confidence"] >= MIN_CONFIDENCE]
-    height, width = image.shape[:2]
-    clipped = []
-    for x, y, w, h in (tuple(int(v) for v in box) for box in boxes):
-        x, y = max(x, 0), max(y, 0)
-        w, h = min(w, width - x), min(h, height - y)
-        if w > 1 and h > 1:
-            clipped.append((x, y, w, h))
-    return sorted(clipped, key=lambda box: (box[0], box[1]))
-
-
-def crop_faces(gray: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
-    """The 48 x 48 uint8 faces (N, 48, 48) inside ``boxes`` of a gray image."""
-    crops = [resize_faces(gray[y : y + h, x : x + w][None], FACE_SIZE)[0] for x, y, w, h in boxes]
-    return np.stack(crops) if crops else np.empty((0, FACE_SIZE, FACE_SIZE), np.uint8)
-
-
-def whole_face(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """The largest centred square of a gray image, as a box and its 48 x 48 crop."""
-    height, width = gray.shape
-    side = min(height, width)
-    box = ((width - side) // 2, (height - side) // 2, side, side)
-    return box, crop_faces(gray, [box])[0]
-
-
 CROP_SHIFT = 3  # pixels of the shifted TTA crops at 48 x 48 (chosen on PublicTest: python -m bench.tta)
 
 
@@ -211,11 +185,32 @@ def tta_views(inputs: np.ndarray, mode: str, shift: int = CROP_SHIFT) -> list[np
     return [np.ascontiguousarray(view) for view in views]
 
 
-def predict_faces(loaded: LoadedModel, faces: np.ndarray, tta: str | None = None) -> np.ndarray:
+# Keras ``predict`` costs tens of milliseconds a call whatever the batch; a compiled call of the model
+# costs a few. Batches up to this size take the compiled call, larger ones ``predict``'s batching.
+DIRECT_CALL_MAX = 512
+_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def run_model(model, inputs: np.ndarray) -> np.ndarray:
+    """The model's outputs float32 (N, 7) for float32 inputs (N, H, W), in as few calls as it can."""
+    import tensorflow as tf
+
+    if len(inputs) > DIRECT_CALL_MAX:
+        return np.asarray(model.predict(inputs, batch_size=256, verbose=0), np.float32)
+    if model not in _compiled:
+        signature = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        _compiled[model] = tf.function(lambda x: model(x, training=False), input_signature=[signature])
+    return np.asarray(_compiled[model](tf.constant(inputs, tf.float32)), np.float32)
+
+
+def predict_faces(
+    loaded: LoadedModel, faces: np.ndarray, tta: str | None = None, *, calibrated: bool = True
+) -> np.ndarray:
     """Probabilities float32 (N, 7) for uint8 faces (N, H, W), resized to the model's input.
 
     ``tta`` (none, flip, crops) averages the probabilities over views of each face (see
-    :func:`tta_views`); by default the model's own setting from its card.
+    :func:`tta_views`); by default the model's own setting from its card. The result is calibrated
+    with the card's temperature unless ``calibrated`` is False (never changes the top emotion).
     """
     faces = np.asarray(faces)
     if faces.ndim == 2:
@@ -226,45 +221,83 @@ def predict_faces(loaded: LoadedModel, faces: np.ndarray, tta: str | None = None
         return np.empty((0, len(EMOTIONS)), np.float32)
     inputs = resize_faces(faces.astype(np.uint8), loaded.input_size)
     views = tta_views(inputs, loaded.tta if tta is None else tta)
-    probabilities = loaded.model.predict(np.concatenate(views), batch_size=256, verbose=0)
-    probabilities = np.asarray(probabilities, np.float32).reshape(len(views), len(inputs), -1).mean(axis=0)
-    return probabilities
+    outputs = run_model(loaded.model, np.concatenate(views).astype(np.float32))
+    probabilities = outputs.reshape(len(views), len(inputs), -1).mean(axis=0)
+    return loaded.calibration.apply(probabilities) if calibrated else probabilities
 
 
-def analyze_image(
-    source: bytes | str | os.PathLike,
+def _name_of(source: bytes | str | os.PathLike, index: int) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else f"upload {index + 1}"
+
+
+def analyze_images(
+    sources: list[bytes | str | os.PathLike],
     loaded: LoadedModel,
     *,
-    name: str | None = None,
+    names: list[str] | None = None,
     detect: bool = True,
     whole_if_none: bool = False,
     tta: str | None = None,
-    detector: str = "mtcnn",
-) -> ImageResult:
-    """Find the faces of one photo and predict each one's emotion; never raises for a bad image.
+    detector: str = DEFAULT_DETECTOR,
+    upscale: float = 1.0,
+) -> list[ImageResult]:
+    """Find the faces of photos and predict each one's emotion; never raises for a bad image.
 
-    ``detect=False`` takes the whole image as one already cropped face; ``whole_if_none`` does the
-    same when the detector finds no face.
+    Faces are detected, aligned and framed like FER2013 (:mod:`fer_core.faces`), and the faces of all
+    the photos go through the model together. ``detect=False`` takes each whole image as one already
+    cropped face; ``whole_if_none`` does the same when the detector finds no face.
     """
-    name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "upload")
-    try:
-        image = read_image(source)
-    except ImageError as error:
-        return ImageResult(name=name, error=str(error))
-    gray = to_gray(image)
-    boxes = detect_faces(image, detector) if detect else []
-    whole = not boxes and (not detect or whole_if_none)
-    if whole:
-        box, crop = whole_face(gray)
-        boxes, crops = [box], crop[None]
-    else:
-        crops = crop_faces(gray, boxes)
-    probabilities = predict_faces(loaded, crops, tta=tta)
-    faces = [
-        Face(box=box, crop=crop, probabilities=p)
-        for box, crop, p in zip(boxes, crops, probabilities, strict=True)
-    ]
-    return ImageResult(name=name, faces=faces, image=image, whole_image=whole)
+    names = names or [_name_of(source, index) for index, source in enumerate(sources)]
+    if len(names) != len(sources):
+        raise ValueError(f"{len(names)} names for {len(sources)} images")
+    pending = []  # (name, image, detections, crops, whole) per readable photo
+    results: dict[int, ImageResult] = {}
+    for index, (source, name) in enumerate(zip(sources, names, strict=True)):
+        try:
+            image = read_image(source)
+        except ImageError as error:
+            results[index] = ImageResult(name=name, error=str(error))
+            continue
+        gray = to_gray(image)
+        detections = detect_faces(image, detector, upscale=upscale) if detect else []
+        whole = not detections and (not detect or whole_if_none)
+        if whole:
+            detections = [whole_image_detection(gray)]
+            crops = resize_faces(_square(gray, detections[0])[None], FACE_SIZE)
+        else:
+            crops = align_faces(gray, detections)
+        pending.append((index, name, image, detections, crops, whole))
+    all_crops = [crops for *_, crops, _ in pending]
+    probabilities = predict_faces(loaded, np.concatenate(all_crops), tta=tta) if all_crops else None
+    threshold = loaded.calibration.uncertain_below
+    start = 0
+    for index, name, image, detections, crops, whole in pending:
+        chunk = probabilities[start : start + len(crops)]
+        start += len(crops)
+        faces = [
+            Face(
+                box=detection.box,
+                crop=crop,
+                probabilities=p,
+                landmarks=detection.landmarks,
+                uncertain=bool(p.max() < threshold),
+            )
+            for detection, crop, p in zip(detections, crops, chunk, strict=True)
+        ]
+        results[index] = ImageResult(name=name, faces=faces, image=image, whole_image=whole)
+    return [results[index] for index in range(len(sources))]
+
+
+def _square(gray: np.ndarray, detection: Detection) -> np.ndarray:
+    x, y, w, h = detection.box
+    return gray[y : y + h, x : x + w]
+
+
+def analyze_image(
+    source: bytes | str | os.PathLike, loaded: LoadedModel, *, name: str | None = None, **options
+) -> ImageResult:
+    """:func:`analyze_images` for one photo."""
+    return analyze_images([source], loaded, names=[name or _name_of(source, 0)], **options)[0]
 
 
 def _feature_network(loaded: LoadedModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -12,6 +13,16 @@ from pathlib import Path
 DEFAULT_MASTER = "local[*]"
 MASTER_ENV = "FER_SPARK_MASTER"
 _session = None  # the session built here last; replaced when another master is asked for
+# "java.io.EOFException: Unexpected end" or "UnicodeDecodeError: 'utf-8' codec ...", in a trace.
+_CAUSE = re.compile(r"^(?:Caused by: )?(?:[\w$]+\.)*([\w$]*(?:Error|Exception)): (.+)$")
+# Spark's and py4j's wrappers, which say that a job failed but not why.
+_WRAPPERS = {
+    "SparkException",
+    "SparkRuntimeException",
+    "PythonException",
+    "PySparkException",
+    "Py4JJavaError",
+}
 
 
 def resolve_master(master: str | None = None) -> str:
@@ -45,14 +56,35 @@ def get_spark(master: str | None = None, app_name: str = "fer-core"):
     _session = builder.getOrCreate()
     _session.sparkContext.setLogLevel("ERROR")
     if not master.startswith("local"):
-        # Executors on a cluster run the UDFs of fer_core: ship the package with the job.
-        _session.sparkContext.addPyFile(str(_package_zip()))
+        # Executors on a cluster run the UDFs of fer_core: ship the package with the job, as an archive
+        # each executor unpacks into a fer_core/ folder of its working directory (on its workers' Python
+        # path). Unlike a zip on the path (addPyFile), the package's data files stay files there.
+        _session.sparkContext.addArchive(f"{_package_zip()}#fer_core")
     return _session
 
 
 @functools.cache
 def _package_zip() -> Path:
-    """fer_core's source as a zip for ``addPyFile`` (made once per process)."""
+    """fer_core's files as a zip for ``addArchive`` (made once per process)."""
     package = Path(__file__).resolve().parent
     base = Path(tempfile.mkdtemp(prefix="fer-core-")) / "fer_core"
-    return Path(shutil.make_archive(str(base), "zip", root_dir=package.parent, base_dir=package.name))
+    ignored = shutil.ignore_patterns("__pycache__")
+    staging = Path(tempfile.mkdtemp(prefix="fer-core-src-")) / "fer_core"
+    shutil.copytree(package, staging, ignore=ignored)
+    return Path(shutil.make_archive(str(base), "zip", root_dir=staging))
+
+
+def error_summary(error: BaseException) -> str:
+    """One line saying why a Spark job failed: the root cause at the bottom of the Java or Python
+    traceback Spark wraps it in (``UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff ...``),
+    rather than "An exception was thrown from the Python worker"."""
+    text = str(error)
+    causes = [
+        f"{match[1]}: {match[2].strip()}"
+        for line in text.splitlines()
+        if (match := _CAUSE.match(line.strip())) and match[1] not in _WRAPPERS
+    ]
+    if causes:
+        return causes[-1][:300]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(error).__name__

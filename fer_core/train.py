@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -13,12 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from fer_core.artifacts import staged
 from fer_core.config import TrainConfig
 from fer_core.data import FaceSet
 from fer_core.emotions import NUM_CLASSES
 from fer_core.preprocess import PreparedData
 
 CURVES_FILE = "curves.csv"
+BACKUP_DIR = "backup"  # the Keras checkpoint an interrupted run resumes from
+BEST_FILE = "best.weights.h5"
 CURVE_FIELDS = ("step", "minibatch_loss", "minibatch_accuracy", "val_loss", "val_accuracy", "elapsed_s")
 # Created in the run folder to ask a running job to stop after its current step; the run that
 # honours it removes it, so a stop pressed while the data still loads counts too.
@@ -193,16 +197,36 @@ def _callbacks(config: TrainConfig, run_dir: Path, progress: ProgressHook | None
             if done or (run_dir / STOP_FILE).exists():
                 self.model.stop_training = True
 
+    class AtomicBackup(keras.callbacks.BackupAndRestore):
+        """Keras's BackupAndRestore, each file written under a temporary name and renamed into place:
+        a process killed (or a disk filling up) while it saves keeps the previous checkpoint whole."""
+
+        def _save_model(self) -> None:  # the one method Keras uses to write (its paths are its own)
+            os.makedirs(self.backup_dir, exist_ok=True)
+            with staged(self._weights_path) as weights:
+                self.model.save_weights(str(weights), overwrite=True)
+            with staged(self._training_metadata_path) as metadata:
+                state = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+                metadata.write_text(json.dumps(state))
+
+    class AtomicBest(keras.callbacks.ModelCheckpoint):
+        """ModelCheckpoint writing to a temporary name, renamed over the best weights once written."""
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            super().on_epoch_end(epoch, logs)
+            if os.path.exists(self.filepath):
+                os.replace(self.filepath, run_dir / BEST_FILE)
+
     callbacks = [
         # Kept after a stop (not deleted at train end) so that the next call resumes from it.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
+        AtomicBackup(str(run_dir / BACKUP_DIR), save_freq="epoch", delete_checkpoint=False),
         Curves(),
         StopOnRequest(),
     ]
     if config.keep_best:
         callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                str(run_dir / "best.weights.h5"),
+            AtomicBest(
+                str(run_dir / f".tmp-{BEST_FILE}"),
                 monitor="val_accuracy",
                 mode="max",
                 save_best_only=True,
@@ -226,12 +250,44 @@ def _load_initial_weights(model, directory: Path) -> None:
         raise ValueError(f"{directory} has another architecture than this run's settings: {error}") from None
 
 
+def _repair_curves(curves: Path) -> None:
+    """Drop the unfinished last line a process killed while appending to the curves leaves behind."""
+    if not curves.exists():
+        return
+    content = curves.read_bytes()
+    if content and not content.endswith(b"\n"):
+        with staged(curves) as repaired:
+            repaired.write_bytes(content[: content.rfind(b"\n") + 1])
+
+
 def _elapsed_so_far(curves: Path) -> float:
     if not curves.exists():
         return 0.0
     with open(curves, newline="") as stream:
-        rows = list(csv.DictReader(stream))
+        rows = [row for row in csv.DictReader(stream) if row.get("elapsed_s")]
     return float(rows[-1]["elapsed_s"]) if rows else 0.0
+
+
+def _restore_finished(model, run_dir: Path, steps: int) -> bool:
+    """Load the run's checkpoint if it holds a finished run (all its steps), so that a run killed after
+    its last step, while its model was evaluated or saved, is not trained again or one step further."""
+    weights = run_dir / BACKUP_DIR / "latest.weights.h5"
+    if not weights.exists():
+        return False
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)  # its variables must exist to be loaded
+    try:
+        model.load_weights(str(weights))
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"the checkpoint in {weights.parent} cannot be read ({error}); start the run again with restart"
+        ) from None
+    return int(model.optimizer.iterations.numpy()) >= steps
+
+
+def discard_checkpoint(run_dir: str | Path) -> None:
+    """Remove a finished run's checkpoint (once its model is saved)."""
+    shutil.rmtree(Path(run_dir) / BACKUP_DIR, ignore_errors=True)
 
 
 def read_curves(run_dir: str | Path):
@@ -261,11 +317,15 @@ def train(
     *,
     progress: ProgressHook | None = None,
     restart: bool = False,
+    keep_checkpoint: bool = False,
 ) -> TrainResult:
     """Train ``config`` on ``prepared`` in ``run_dir``; an interrupted run there resumes where it was.
 
     ``run_dir`` receives ``config.json``, ``curves.csv``, the Keras backup used to resume and, with
-    ``keep_best``, the best weights by validation accuracy (restored into the returned model).
+    ``keep_best``, the best weights by validation accuracy (restored into the returned model). Every
+    file is replaced only once completely written, so a process killed at any moment resumes from its
+    last checkpoint. The finished run's checkpoint is removed unless ``keep_checkpoint`` (the caller
+    then removes it with :func:`discard_checkpoint` once the model is saved).
     """
     import keras
 
@@ -275,19 +335,20 @@ def train(
         raise ValueError(f"data prepared with {prepared.config}, but the run needs {config.preprocess}")
     run_dir = Path(run_dir)
     if restart:
-        for name in ("backup", CURVES_FILE, "best.weights.h5"):
+        for name in (BACKUP_DIR, CURVES_FILE, BEST_FILE):
             path = run_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = run_dir / "config.json"
-    if saved.exists() and (run_dir / "backup").exists():
+    if saved.exists() and (run_dir / BACKUP_DIR).exists():
         previous = TrainConfig.from_dict(json.loads(saved.read_text()))
         if previous != config:
             raise ValueError(
                 f"{run_dir} holds an interrupted run with other settings; resume it with the same "
                 "settings, or restart it"
             )
-    saved.write_text(json.dumps(config.to_dict(), indent=1))
+    with staged(saved) as temporary:
+        temporary.write_text(json.dumps(config.to_dict(), indent=1))
 
     keras.utils.set_random_seed(config.seed)
     train_faces, validation = _select_training(prepared, config)
@@ -300,25 +361,27 @@ def train(
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     # A resumed run's clock continues from where the curves stopped.
+    _repair_curves(run_dir / CURVES_FILE)
     started = time.monotonic() - _elapsed_so_far(run_dir / CURVES_FILE)
-    model.fit(
-        _dataset(train_faces, config, training=True),
-        validation_data=_dataset(validation, config, training=False),
-        # StopOnRequest ends the run at exactly config.steps; epochs is only an upper bound, since a
-        # stopped run's partial epoch counts as a whole one when it resumes.
-        epochs=2 * config.epochs + 1,
-        steps_per_epoch=config.steps_per_epoch,
-        class_weight=class_weights(train_faces.labels) if config.class_weight == "balanced" else None,
-        callbacks=_callbacks(config, run_dir, progress, started),
-        verbose=0,
-    )
+    if not _restore_finished(model, run_dir, config.steps):
+        model.fit(
+            _dataset(train_faces, config, training=True),
+            validation_data=_dataset(validation, config, training=False),
+            # StopOnRequest ends the run at exactly config.steps; epochs is only an upper bound, since a
+            # stopped run's partial epoch counts as a whole one when it resumes.
+            epochs=2 * config.epochs + 1,
+            steps_per_epoch=config.steps_per_epoch,
+            class_weight=class_weights(train_faces.labels) if config.class_weight == "balanced" else None,
+            callbacks=_callbacks(config, run_dir, progress, started),
+            verbose=0,
+        )
     seconds = time.monotonic() - started
     steps_done = int(model.optimizer.iterations.numpy())
     finished = steps_done >= config.steps
-    if finished:
-        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    if finished and not keep_checkpoint:
+        discard_checkpoint(run_dir)
     (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request is honoured
-    best = run_dir / "best.weights.h5"
+    best = run_dir / BEST_FILE
     if config.keep_best and best.exists():
         model.load_weights(str(best))
     return TrainResult(

@@ -5,7 +5,10 @@ This is the only module of fer_core that imports streamlit.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import functools
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +20,21 @@ from fer_core.artifacts import (
     DEFAULT_MODEL,
     LoadedModel,
     ModelError,
+    default_model_path,
     list_models,
     load_model,
     read_card,
-    runs_dir,
 )
 from fer_core.data import DataError, Dataset, default_source, full_dataset_path, load_dataset
-from fer_core.spark import resolve_master
+from fer_core.server import (
+    AccessError,
+    allowed_data_path,
+    allowed_master,
+    data_roots,
+    public_message,
+    save_upload,
+)
+from fer_core.spark import error_summary, get_spark, resolve_master
 
 DATA_CHOICE = "data_choice"
 SAMPLE, FULL, UPLOAD, PATH = "Shipped sample", "Full FER2013", "Upload a CSV", "Path on the server"
@@ -31,11 +42,13 @@ SAMPLE, FULL, UPLOAD, PATH = "Shipped sample", "Full FER2013", "Upload a CSV", "
 
 @dataclass(frozen=True)
 class DataChoice:
-    """The data source chosen in the sidebar: a path (None until an upload arrives) and the master."""
+    """The data source chosen in the sidebar: a path (None until an upload arrives or while the
+    visitor's choice is refused, ``problem`` then saying why), its name for people, and the master."""
 
     path: str | None
     label: str
     spark_master: str
+    problem: str | None = None
 
 
 def sidebar() -> DataChoice:
@@ -46,6 +59,8 @@ def sidebar() -> DataChoice:
         options = [SAMPLE] + ([FULL] if full else []) + [UPLOAD, PATH]
         choice = st.radio("Data source", options, key="data_source", label_visibility="collapsed")
         path: str | None = None
+        label: str | None = None
+        path_problem: str | None = None
         if choice == SAMPLE:
             path = str(default_source())
         elif choice == FULL:
@@ -53,40 +68,53 @@ def sidebar() -> DataChoice:
         elif choice == UPLOAD:
             upload = st.file_uploader("FER2013 CSV (.csv or .csv.gz)", type=["csv", "gz"], key="data_upload")
             if upload is not None:
-                path = str(_save_upload(upload.name, upload.getvalue()))
+                path, label = _stored_upload(upload), upload.name
         else:
+            roots = [str(root) for root in data_roots()]
             typed = st.text_input(
-                "CSV, CSV.gz or image folder", key="data_path", placeholder="/data/fer2013.csv"
+                "CSV, CSV.gz or image folder",
+                key="data_path",
+                placeholder=f"{roots[0]}/fer2013.csv",
+                help="A path under one of the data folders this server allows: " + ", ".join(roots),
             )
-            path = typed.strip() or None
+            if typed.strip():
+                try:
+                    path = str(allowed_data_path(typed))
+                except AccessError as error:
+                    path_problem = str(error)
+                    st.error(path_problem)
         st.subheader("Spark")
-        master = st.text_input(
+        typed_master = st.text_input(
             "Master URL",
             key="spark_master",
             placeholder=resolve_master(),
-            help="local[*], spark://host:7077, yarn …",
+            help="The Spark masters this server allows (set by FER_SPARK_MASTERS); empty: its default",
         )
-    label = Path(path).name if path else "none yet"
-    return DataChoice(path=path, label=label, spark_master=master.strip() or resolve_master())
+        try:
+            master = allowed_master(typed_master)
+        except AccessError as error:
+            master = resolve_master()
+            st.error(f"{error}; using {master}")
+    label = label or (Path(path).name if path else "none yet")
+    return DataChoice(path=path, label=label, spark_master=master, problem=path_problem)
 
 
 def data_choice() -> DataChoice:
-    """The data picked in the shared sidebar, which the entry script draws before every page. The
-    first request of a fresh server for a page's URL runs that page without the entry script
-    (Streamlit's pages/ folder mode): the page then draws the sidebar itself."""
+    """The data picked in the shared sidebar, which the entry script draws before every page; a page
+    run without the entry script (AppTest runs each page alone) draws the sidebar itself."""
     if DATA_CHOICE not in st.session_state:
         st.session_state[DATA_CHOICE] = sidebar()
     return st.session_state[DATA_CHOICE]
 
 
-def _save_upload(name: str, content: bytes) -> Path:
-    digest = hashlib.sha256(content).hexdigest()[:16]
-    suffix = ".csv.gz" if name.lower().endswith(".gz") else ".csv"
-    target = runs_dir() / "uploads" / f"{digest}{suffix}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-    return target
+def _stored_upload(upload) -> str:
+    """The server's copy of an uploaded data file, streamed to disk once per upload (not per rerun)."""
+    stored = st.session_state.setdefault("stored_uploads", {})  # file id -> path, small strings
+    if upload.file_id not in stored or not Path(stored[upload.file_id]).exists():
+        upload.seek(0)
+        stored.clear()  # one upload at a time: older ones are left to the clean-up
+        stored[upload.file_id] = str(save_upload(upload, upload.name))
+    return stored[upload.file_id]
 
 
 def _stamp(path: str | Path) -> float:
@@ -102,15 +130,23 @@ def _dataset(path: str, spark_master: str, stamp: float) -> Dataset:
 def get_dataset(choice: DataChoice) -> Dataset | None:
     """The chosen data set (cached per server), or None with a message on the page if unusable."""
     if choice.path is None:
-        st.info("Choose a data file in the sidebar.")
+        if choice.problem:
+            st.error(f"This data source cannot be used: {choice.problem}")
+        else:
+            st.info("Choose a data file in the sidebar.")
         return None
+    # Messages name the visitor's file (an upload's own name) and hide other server paths.
+    names = {choice.path: choice.label}
     try:
         return _dataset(choice.path, choice.spark_master, _stamp(choice.path))
     except DataError as error:
-        st.error(f"This data source cannot be used: {error}")
+        st.error(public_message(f"{choice.label} cannot be used: {error}", names))
     except (PySparkException, Py4JError) as error:
         st.error(
-            f"Spark could not read the data (master {choice.spark_master}): {str(error).splitlines()[0]}"
+            public_message(
+                f"Spark (master {choice.spark_master}) could not read {choice.label}: {error_summary(error)}",
+                names,
+            )
         )
     return None
 
@@ -124,18 +160,52 @@ def get_model(path: str | Path) -> LoadedModel | None:
     """A model folder, loaded once per server; None with a message on the page if it is refused."""
     try:
         return _model(str(path), _stamp(Path(path) / "model.keras"))
-    except ModelError as error:
-        st.error(f"This model cannot be used: {error}")
+    except (ModelError, OSError) as error:
+        st.error(f"This model cannot be used: {public_message(str(error))}. Pick another model.")
         return None
 
 
+def warm_up() -> None:
+    """Start, once per server process and in a background thread, what the first page views need:
+    the default model (TensorFlow's import is most of its cost), the default data set (its Parquet
+    cache, or a Spark read on a miss) and then the SparkSession itself. A page asking for the same
+    model or data meanwhile waits for that work instead of repeating it; a page that needs neither
+    never waits for it, and a cached data set never waits for Spark."""
+    _warm_up_thread(str(default_model_path()), str(default_source()), resolve_master())
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_thread(model_path: str, data_path: str, spark_master: str) -> threading.Thread:
+    thread = threading.Thread(
+        target=_warm_up, args=(model_path, data_path, spark_master), name="fer-warm-up", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _warm_up(model_path: str, data_path: str, spark_master: str) -> None:
+    # Failures are left for the pages to report: they call the same cached functions, which raise
+    # again there with a message for the visitor (a failed call is not cached).
+    with contextlib.suppress(ModelError, OSError):
+        _model(model_path, _stamp(Path(model_path) / "model.keras"))
+    with contextlib.suppress(DataError, PySparkException, Py4JError, OSError):
+        _dataset(data_path, spark_master, _stamp(data_path))
+    # The JVM takes a core for ten seconds or more as it starts: let it yield to the pages being
+    # drawn. On Linux the nice value is per thread and the JVM, launched from this one, inherits it.
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    with contextlib.suppress(PySparkException, Py4JError, OSError, RuntimeError):
+        get_spark(spark_master)
+
+
 def model_label(path: Path) -> str:
-    """'default · seed · 51.2% PrivateTest' style label for a model folder."""
+    """'default · seed · 51.2% PrivateTest' style label for a model folder ('NAME (damaged)' if its card
+    cannot be read)."""
+    name = "default" if path == DEFAULT_MODEL else (path.parent.name if path.name == "model" else path.name)
     try:
         card = read_card(path)
-    except ModelError:
-        return f"{path} (damaged)"
-    name = "default" if path == DEFAULT_MODEL else (path.parent.name if path.name == "model" else path.name)
+    except (ModelError, OSError):
+        return f"{name} (damaged)"
     accuracy = card.get("metrics", {}).get("PrivateTest", {}).get("accuracy")
     score = f" · {accuracy:.1%} PrivateTest" if accuracy is not None else ""
     return f"{name} · {card.get('preset', '?')}{score}"
@@ -171,3 +241,81 @@ def tta_picker(loaded: LoadedModel | None, key: str, container=st) -> str:
         help="Average each face's probabilities over its mirror image (2 views) or also over faces "
         f"shifted by a few pixels (10 views). This model's card uses: {TTA_LABELS[own]}.",
     )
+
+
+@st.cache_data(show_spinner="Reading the results …", max_entries=4)
+def _batch_results(path: str, stamp: float):
+    from fer_core.batch import read_results
+
+    return read_results(path)
+
+
+def batch_results(path: str | Path):
+    """A finished batch's results table (see :func:`fer_core.batch.read_results`), cached per server."""
+    return _batch_results(str(path), _stamp(Path(path) / "_SUCCESS"))
+
+
+CAMERA_JS = Path(__file__).with_name("camera.js")
+CAMERA_CSS = """
+.fer-live-frame { display: block; width: 100%; max-width: 640px; min-height: 120px; background: #0f172a; }
+.fer-live-status { font-size: 0.9rem; margin-top: 0.3rem; }
+"""
+
+
+@functools.cache
+def _camera_component():
+    return st.components.v2.component("fer_live_camera", js=CAMERA_JS.read_text(), css=CAMERA_CSS)
+
+
+def _image_from_data_url(url: str):
+    """An RGB uint8 image from a ``data:image/...;base64,`` URL, or None if it is not one."""
+    import base64
+    import binascii
+
+    import cv2
+    import numpy as np
+
+    try:
+        encoded = base64.b64decode(url.split(",", 1)[1], validate=True)
+    except (IndexError, binascii.Error):
+        return None
+    bgr = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _data_url(rgb, quality: int = 80) -> str:
+    import base64
+
+    import cv2
+
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    _, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def live_camera(session, key: str = "live_camera", max_fps: float = 8.0) -> None:
+    """The live camera view: the browser sends its camera's frames one at a time, each goes through
+    ``session`` (a :class:`fer_core.video.LiveSession`) and comes back with its faces drawn. Call it
+    inside ``st.fragment``, so that a frame reruns that fragment only."""
+    answer_key = f"{key}_answer"
+
+    def on_frame() -> None:
+        sent = st.session_state[key].get("frame")
+        image = _image_from_data_url(sent.get("image", "")) if isinstance(sent, dict) else None
+        if image is None:
+            return
+        annotated, frame = session.process(image)
+        labels = [
+            f"{track}: {face.emotion} {face.confidence:.0%}"
+            for face, track in zip(frame.faces, frame.tracks, strict=True)
+        ]
+        faces = ", ".join(labels) or "no face"
+        st.session_state[answer_key] = {
+            "seq": sent.get("seq", 0),
+            "image": _data_url(annotated),
+            "caption": f"{session.fps:.1f} annotated frames/s · {faces}",
+            "max_fps": max_fps,
+        }
+
+    answer = st.session_state.get(answer_key, {"max_fps": max_fps})
+    _camera_component()(key=key, data=answer, on_frame_change=on_frame)

@@ -61,3 +61,51 @@ def sample_lines(sample_csv) -> list[str]:
 @pytest.fixture(scope="session")
 def photos() -> Path:
     return PHOTOS
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory, photos) -> Path:
+    """A folder of photos to score in a batch, built from the real photos: nested folders, a copy of
+    one photo, a truncated JPEG, a text file named .png, and a file that is no image at all."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("batch-photos")
+    (root / "people" / "more").mkdir(parents=True)
+    for name in ("single_face.jpg", "multi_face.jpg", "group_solvay_1927.jpg"):
+        shutil.copy(photos / name, root / "people" / name)
+    shutil.copy(photos / "no_face.jpg", root / "no_face.jpg")
+    shutil.copy(photos / "single_face.jpg", root / "people" / "more" / "copy.JPG")
+    (root / "people" / "more" / "truncated.jpg").write_bytes((photos / "multi_face.jpg").read_bytes()[:4000])
+    (root / "holiday.png").write_bytes(b"this is not a picture at all")
+    (root / "notes.txt").write_text("not a photo: skipped")
+    return root
+
+
+@pytest.fixture(scope="session")
+def rows_match():
+    """A check of a batch's rows for one photo against the ImageResult that the photo path of
+    fer_core.predict gave for it, run directly."""
+    import numpy as np
+
+    from fer_core.batch import PROBABILITY_COLUMNS
+
+    atol = 1e-4  # one TensorFlow thread per Spark task against the driver's pool: rounding only
+
+    def check(rows, result) -> None:
+        if result.error:
+            assert len(rows) == 1 and rows["error"].iloc[0] == result.error
+            assert rows["face"].isna().all()
+            return
+        if not result.faces:
+            assert len(rows) == 1 and rows["face"].isna().all() and rows["error"].isna().all()
+            return
+        assert rows["error"].isna().all()
+        assert rows["face"].tolist() == list(range(1, len(result.faces) + 1))
+        boxes = [tuple(box) for box in rows[["x", "y", "w", "h"]].to_numpy()]
+        assert boxes == [face.box for face in result.faces]
+        assert rows["emotion"].tolist() == [face.emotion for face in result.faces]
+        expected = np.stack([face.probabilities for face in result.faces])
+        np.testing.assert_allclose(rows[list(PROBABILITY_COLUMNS)].to_numpy(np.float32), expected, atol=atol)
+        np.testing.assert_allclose(rows["confidence"], expected.max(axis=1), atol=atol)
+
+    return check

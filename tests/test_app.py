@@ -12,7 +12,7 @@ from fer_core import jobs
 from fer_core.artifacts import load_model, runs_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-PAGES = ["pages/1_dataset.py", "pages/2_train.py", "pages/3_evaluate.py", "pages/4_predict.py"]
+PAGES = [f"app_pages/{name}.py" for name in ("1_dataset", "2_train", "3_evaluate", "4_predict")]
 
 
 @pytest.fixture()
@@ -49,7 +49,7 @@ def test_dataset_page_shows_counts_faces_and_statistics(app):
 
 def test_dataset_page_reports_a_bad_path_politely(app):
     app.sidebar.radio(key="data_source").set_value("Path on the server").run()
-    app.sidebar.text_input(key="data_path").input("/nowhere/fer.csv").run()
+    app.sidebar.text_input(key="data_path").input("data/nowhere.csv").run()  # in an allowed folder
     at = app.switch_page(PAGES[0]).run()
     assert not at.exception
     assert "not found" in at.error[0].value
@@ -60,10 +60,21 @@ def test_evaluate_page_shows_accuracy_confusion_and_feature_maps(app):
     labels = [metric.label for metric in at.metric]
     assert labels[:2] == ["Accuracy", "Faces"]
     headers = [header.value for header in at.subheader]
-    expected = ("Confusion matrix", "Per emotion", "Training curves", "Feature maps", "Misclassified faces")
+    expected = (
+        "Confusion matrix",
+        "Per emotion",
+        "Calibration",
+        "Training curves",
+        "Feature maps",
+        "Misclassified faces",
+    )
     assert set(expected) <= set(headers)
-    assert len(at.get("plotly_chart")) >= 4
+    assert len(at.get("plotly_chart")) >= 5  # with the reliability diagram
+    assert "Expected calibration error" in labels
     assert len(at.get("download_button")) == 3
+    images = len(at.get("image"))
+    at.toggle(key="wrong_cam").set_value(True).run()  # Grad-CAM overlays of the misclassified faces
+    assert not at.exception and len(at.get("image")) == images
     # The test-time augmentation starts at the model's own (from its card); another one re-predicts.
     picker = next(box for box in at.selectbox if box.label == "Test-time augmentation")
     own = load_model().tta
@@ -75,7 +86,7 @@ def test_evaluate_page_shows_accuracy_confusion_and_feature_maps(app):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_a_page_run_without_the_entry_script_draws_the_sidebar_itself(spark, page):
-    """What a fresh server does with the first request for a page's URL (pages/ folder mode)."""
+    """A page run alone (as AppTest and a page's own script run) still draws the shared sidebar."""
     at = AppTest.from_file(str(Path(APP).parent / page), default_timeout=240).run()
     assert not at.exception, at.exception
     if page != PAGES[3]:  # Predict reads no data set

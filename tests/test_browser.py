@@ -113,6 +113,11 @@ def test_predict_labels_the_faces_of_uploaded_photos(server, page, photos):
     emotions = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
     labelled = [caption for caption in captions if caption.split(": ")[-1] in emotions]
     assert len(labelled) == 6
+    # Grad-CAM: one overlay per face of each photo with faces, in an expander per photo.
+    explained = [caption for caption in captions if ": looked for " in caption]
+    assert len(explained) == 6
+    page.get_by_text("Where the network looked (Grad-CAM)").first.click()
+    page.get_by_text("1: looked for").first.wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / "predict-photos.png", full_page=True)

@@ -122,3 +122,38 @@ def test_stats_and_prepare_on_a_standalone_cluster_match_local(cluster, tmp_path
     )
     assert prepared["shapes"]["Training"][1:] == [28, 28]
     assert prepared["shapes"]["Training"][0] > on_cluster["rows"]["Training"]["angry"] * 4
+
+
+def test_batch_on_a_standalone_cluster_matches_predict(
+    cluster, tmp_path, photo_folder, sample_lines, rows_match
+):
+    """The model and the detector run on the cluster's executors (fer_core shipped as an archive, the
+    model as a broadcast); every row matches fer_core.predict run here."""
+    import numpy as np
+
+    from fer_core.artifacts import load_model
+    from fer_core.batch import PROBABILITY_COLUMNS, read_results
+    from fer_core.data import IMAGE_SUFFIXES
+    from fer_core.predict import analyze_images, predict_faces
+
+    master_url, env = cluster
+    remote = {**env, "FER_CACHE_DIR": str(tmp_path / "remote")}
+    model = load_model()
+
+    out = tmp_path / "photos.csv"
+    photos = _cli("batch", photo_folder, "--out", out, "--json", "--spark-master", master_url, env=remote)
+    results = read_results(out)
+    files = sorted(path for path in photo_folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+    for path, result in zip(files, analyze_images([str(path) for path in files], model), strict=True):
+        rows_match(results[results["path"] == str(path)], result)
+    assert photos["images"] == len(files) and photos["errors"] == 2
+
+    csv = tmp_path / "faces.csv"
+    csv.write_text("\n".join(["emotion,pixels,Usage", *sample_lines[:40], "7,1 2,Training"]) + "\n")
+    _cli("batch", csv, "--out", tmp_path / "faces", "--json", "--spark-master", master_url, env=remote)
+    scored = read_results(tmp_path / "faces")  # Parquet written by the executors
+    faces = np.array([[int(v) for v in line.split(",")[1].split()] for line in sample_lines[:40]], np.uint8)
+    expected = predict_faces(model, faces.reshape(-1, 48, 48))
+    probabilities = scored[list(PROBABILITY_COLUMNS)].to_numpy(np.float32)
+    np.testing.assert_allclose(probabilities[:40], expected, atol=1e-4)
+    assert scored["error"].iloc[40] == "rejected: label outside 0..6"

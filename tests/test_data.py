@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 
 from fer_core.data import (
+    HEADER_LINE,
+    NOT_UTF8,
     DataError,
     SplitConfig,
     assign_splits,
     load_dataset,
+    parse_csv_batch,
     parse_csv_lines,
     read_faces_parquet,
 )
@@ -60,6 +63,39 @@ def test_parse_csv_lines_keeps_good_rows_and_names_each_bad_one(sample_lines):
         assert np.array_equal(np.frombuffer(row.pixels, np.uint8), np.array(pixels.split(), dtype=np.uint8))
     assert list(parsed["reason"].iloc[3:]) == list(bad)
     assert parsed["line"].iloc[3:].tolist() == list(bad.values())
+
+
+def test_parser_reads_spreadsheet_layouts_and_odd_spacing_like_the_kaggle_line(sample_lines):
+    label, pixels, usage = sample_lines[0].split(",")
+    variants = [
+        f'"{label}","{pixels}","{usage}"',  # quoted, as spreadsheets write it
+        f"\ufeff{label},{pixels},{usage.upper()}",  # a byte order mark, Usage in capitals
+        f" {label} , {pixels.replace(' ', '  ', 5)} ,{usage.lower()}\r",  # spaces, doubled spaces, CRLF
+    ]
+    parsed = parse_csv_lines(pd.Series([sample_lines[0], *variants]), COLUMNS)
+
+    assert parsed["reason"].isna().all()
+    assert parsed["usage"].tolist() == [usage] * 4 and parsed["label"].tolist() == [int(label)] * 4
+    assert parsed["pixels"].nunique() == 1
+
+    # 2,303 spaces, one of them doubled: 2,303 numbers, found although the spaces count right.
+    short = f"{label},{' '.join(pixels.split()[1:]).replace(' ', '  ', 1)},{usage}"
+    parsed = parse_csv_lines(pd.Series([sample_lines[0], short, sample_lines[1]]), COLUMNS)
+    assert parsed["reason"].tolist() == [None, "pixel count not 2304", None]
+    assert parsed["pixels"].iloc[2] == bytes(np.array(sample_lines[1].split(",")[1].split(), np.uint8))
+
+
+def test_parser_names_header_lines_and_bytes_that_are_not_utf8(sample_lines):
+    line = sample_lines[0].encode()
+    lines = [b'"Emotion","Pixels","Usage"', line, line[:100] + b"\xff" + line[101:], line]
+    parsed = parse_csv_lines(pd.Series(lines), COLUMNS)
+    assert parsed["reason"].tolist() == [HEADER_LINE, None, NOT_UTF8, None]
+
+    import pyarrow as pa
+
+    batch = parse_csv_batch(pa.array(lines, pa.binary()), COLUMNS)  # what Spark gets: no header row
+    assert batch.column("reason").to_pylist() == [None, NOT_UTF8, None]
+    assert batch.column("pixels").to_pylist()[::2] == parsed["pixels"].tolist()[1::2]
 
 
 def test_spark_read_counts_rejects_by_reason_and_writes_them(tmp_path, sample_lines, spark):

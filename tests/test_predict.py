@@ -9,10 +9,10 @@ import pytest
 
 from fer_core.artifacts import LoadedModel, load_model
 from fer_core.emotions import EMOTIONS
+from fer_core.faces import detect_faces
 from fer_core.models import build_ensemble
 from fer_core.predict import (
     analyze_image,
-    detect_faces,
     feature_layers,
     layer_activations,
     predict_faces,
@@ -25,17 +25,6 @@ from fer_core.preprocess import resize_faces
 @pytest.fixture(scope="module")
 def model():
     return load_model()  # the shipped default model
-
-
-@pytest.mark.parametrize(
-    ("photo", "faces"), [("single_face.jpg", 1), ("multi_face.jpg", 5), ("no_face.jpg", 0)]
-)
-def test_detector_finds_the_faces_of_real_photos(photos, photo, faces):
-    assert len(detect_faces(read_image(photos / photo))) == faces
-
-
-def test_haar_detector_is_available_too(photos):
-    assert len(detect_faces(read_image(photos / "single_face.jpg"), detector="haar")) == 1
 
 
 def test_each_face_gets_box_crop_and_probabilities(photos, model):
@@ -117,13 +106,14 @@ def test_predict_faces_from_arrays_with_and_without_tta(model, sample_lines):
     )
     # At the model's own size no resize happens, so mirroring commutes exactly with preprocessing.
     faces = resize_faces(faces, model.input_size)
-    plain = predict_faces(model, faces, tta="none")
-    flip = predict_faces(model, faces, tta="flip")
-    mirrored = predict_faces(model, faces[:, :, ::-1], tta="none")
+    # Uncalibrated: the views' probabilities are averaged before the temperature applies.
+    plain = predict_faces(model, faces, tta="none", calibrated=False)
+    flip = predict_faces(model, faces, tta="flip", calibrated=False)
+    mirrored = predict_faces(model, faces[:, :, ::-1], tta="none", calibrated=False)
     assert plain.shape == (20, 7) and plain.dtype == np.float32
     assert np.allclose(flip, (plain + mirrored) / 2, atol=1e-5)
-    crops = predict_faces(model, faces, tta="crops")
-    each = [predict_faces(model, view, tta="none") for view in tta_views(faces, "crops")]
+    crops = predict_faces(model, faces, tta="crops", calibrated=False)
+    each = [predict_faces(model, view, tta="none", calibrated=False) for view in tta_views(faces, "crops")]
     assert np.allclose(crops, np.mean(each, axis=0), atol=1e-5)
     assert np.allclose(crops.sum(axis=1), 1, atol=1e-5)
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):

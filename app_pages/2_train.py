@@ -27,8 +27,11 @@ def live_panel() -> None:
     """Progress, curves and Stop for the running job, or the outcome of the last one."""
     running = jobs.active_job()
     run_dir = running.run_dir if running else st.session_state.get("last_run")
+    if run_dir is None:  # a new browser session: the newest run of the server
+        newest = next(iter(jobs.training_runs()), None)
+        run_dir = newest.run_dir if newest else None
     if run_dir is None:
-        st.caption("No training has run here yet.")
+        st.caption("No training has run on this server yet.")
         return
     state = jobs.job_state(run_dir, running=running is not None)
     name = running.name if running else run_dir.rsplit("/", 1)[-1]
@@ -185,3 +188,26 @@ if submitted:
 
 st.subheader("Progress")
 live_panel()
+
+st.subheader("Runs on this server")
+runs = jobs.training_runs()
+if not runs:
+    st.caption("None yet: the runs started here or with `python -m fer_core train` appear here.")
+else:
+    st.dataframe(
+        jobs.runs_table(runs),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "PublicTest accuracy": st.column_config.NumberColumn(format="percent"),
+            "date": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
+        },
+        key="runs_table",
+    )
+    names = [run.name for run in runs]
+    compared = st.multiselect("Compare the curves of", names, default=names[:2], key="compare_runs")
+    curves = jobs.run_curves(runs, compared)
+    if curves:
+        st.plotly_chart(figures.curves_comparison(curves), width="stretch", key="compare_curves")
+    elif compared:
+        st.caption("These runs have no curves yet.")

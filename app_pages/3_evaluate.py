@@ -8,8 +8,10 @@ import numpy as np
 import streamlit as st
 
 from fer_core import figures, ui
+from fer_core.calibrate import reliability_table
 from fer_core.emotions import EMOTIONS, SPLITS
 from fer_core.evaluate import evaluate, predictions_table
+from fer_core.explain import grad_cam, overlay
 from fer_core.predict import feature_layers, layer_activations, predict_faces
 from fer_core.train import read_curves
 
@@ -77,6 +79,21 @@ buttons[2].download_button(
     key="dl_predictions",
 )
 
+st.subheader("Calibration")
+left, right = st.columns([2, 1])
+left.plotly_chart(
+    figures.reliability_diagram(reliability_table(probabilities, faces.labels)), key="reliability"
+)
+calibration = loaded.calibration
+right.metric("Expected calibration error", f"{report.ece:.3f}", help="15 bins of the top-1 probability")
+right.markdown(
+    f"Probabilities are divided in log space by the temperature **{calibration.temperature:.3f}** fitted on "
+    f"PublicTest; a face below **{calibration.uncertain_below:.0%}** confidence is more likely wrong than "
+    "right and is marked uncertain on the Predict page."
+    if loaded.card.get("calibration")
+    else "This model's card has no calibration: its probabilities are shown as the network gives them."
+)
+
 st.subheader("Training curves")
 curves = read_curves(loaded.path)
 if curves is None:
@@ -109,10 +126,19 @@ wrong = np.flatnonzero(predicted != faces.labels)
 st.caption(f"{len(wrong):,} of {len(faces):,} faces are misclassified; a random draw of them:")
 count = st.slider("How many", 8, 64, 24, 8, key="wrong_count")
 draw = np.random.default_rng(0).choice(wrong, min(count, len(wrong)), replace=False) if len(wrong) else []
+explain = st.toggle(
+    "Show where the network looked (Grad-CAM of the predicted emotion)", key="wrong_cam", value=False
+)
+pictures = faces.images[draw] if len(draw) else faces.images[:0]
+if explain and len(draw):
+    pictures = [
+        overlay(face, heatmap, size=96)
+        for face, heatmap in zip(pictures, grad_cam(loaded, pictures), strict=True)
+    ]
 columns = st.columns(8)
-for position, face_index in enumerate(draw):
+for position, (face_index, picture) in enumerate(zip(draw, pictures, strict=True)):
     columns[position % 8].image(
-        faces.images[face_index],
+        picture,
         caption=f"{EMOTIONS[faces.labels[face_index]]} → {EMOTIONS[predicted[face_index]]}",
         width="stretch",
     )

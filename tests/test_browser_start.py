@@ -1,0 +1,139 @@
+"""Fresh dashboard servers in a real browser (Debian's Chromium through Playwright): a bookmarked page as
+the very first request, and the Batch page from a zip upload to its results.
+
+Screenshots are kept in ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAGE_TITLES = ["Home", "Dataset", "Train", "Evaluate", "Predict", "Batch"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture()
+def fresh_server(tmp_path):
+    """A new ``streamlit run`` process that has served nobody yet."""
+    port = _free_port()
+    with open(tmp_path / "streamlit.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(
+                    "streamlit did not start within 90 s: " + (tmp_path / "streamlit.log").read_text()
+                )
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def _settle(page) -> None:
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=300_000
+    )
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.all_inner_texts()
+
+
+def test_a_bookmarked_page_opened_first_shows_the_apps_navigation_layout_and_sidebar(fresh_server, page):
+    page.goto(f"{fresh_server}/evaluate")
+    page.get_by_role("heading", name="Evaluate", level=1).wait_for(timeout=120_000)
+    navigation = page.locator('[data-testid="stSidebarNav"] a')
+    navigation.first.wait_for()
+    # Each link is its icon (a font ligature such as "home") and its title; not the pages' file names.
+    assert [text.split("\n")[-1].strip() for text in navigation.all_inner_texts()] == PAGE_TITLES
+    # The wide layout: the page's content spans the window beside the sidebar (a narrow one is 736 px).
+    width = page.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"]
+    assert width > 900, width
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Shipped sample").wait_for()
+    sidebar.get_by_text("Master URL").wait_for()
+    _settle(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "evaluate-first-request.png", full_page=True)
+
+
+def test_the_batch_page_scores_an_uploaded_zip_of_photos(fresh_server, page, photo_folder, tmp_path):
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(photo_folder.rglob("*")):
+            if path.is_file():
+                zipped.write(path, path.relative_to(photo_folder).as_posix())
+    page.goto(f"{fresh_server}/batch")
+    page.get_by_role("heading", name="Batch", level=1).wait_for(timeout=120_000)
+    _settle(page)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([archive])
+    page.get_by_text("photos.zip").wait_for()
+    name = page.get_by_label("Job name", exact=True)
+    name.fill("browser-batch")
+    name.press("Tab")
+    page.get_by_role("button", name="Start the batch").click()
+    page.get_by_text("browser-batch").first.wait_for(timeout=60_000)
+    # The job runs in a process of its own: its Spark progress, then its results, appear by themselves.
+    metrics = page.locator('[data-testid="stMetric"]')
+    page.locator('[data-testid="stMetricLabel"]', has_text="Errors").wait_for(timeout=600_000)
+    _settle(page)
+    labels = metrics.locator('[data-testid="stMetricLabel"]').all_inner_texts()
+    values = dict(
+        zip(labels, metrics.locator('[data-testid="stMetricValue"]').all_inner_texts(), strict=True)
+    )
+    assert values["Photos"] == "7" and values["No face"] == "1" and values["Errors"] == "2"
+    assert int(values["Faces"]) >= 7
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.get_by_role("button", name="Download CSV").count() == 1
+    assert page.get_by_role("button", name="Download Parquet").count() == 1
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "batch.png", full_page=True)
