@@ -11,7 +11,7 @@ import streamlit as st
 from fer_core import figures, ui
 from fer_core.emotions import EMOTIONS
 from fer_core.explain import grad_cam, overlay
-from fer_core.predict import DETECTORS, analyze_images, results_table
+from fer_core.predict import DETECTORS, MAX_IMAGE_BYTES, analyze_images, results_table
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 
@@ -43,7 +43,11 @@ if source == "Camera":
     inputs = [("camera.jpg", snapshot.getvalue())] if snapshot else []
 else:
     uploads = st.file_uploader(
-        "Photos (jpg, png, webp, bmp, tiff)", type=IMAGE_TYPES, accept_multiple_files=True, key="photos"
+        "Photos (jpg, png, webp, bmp, tiff)",
+        type=IMAGE_TYPES,
+        accept_multiple_files=True,
+        key="photos",
+        max_upload_size=MAX_IMAGE_BYTES // 2**20,  # photos keep their limit; data sets may be larger
     )
     inputs = [(upload.name, upload.getvalue()) for upload in uploads or []]
 if not inputs:

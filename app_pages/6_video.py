@@ -3,6 +3,7 @@ copy), or the live camera with its faces labelled as they come."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ import streamlit as st
 from fer_core import figures, ui
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 from fer_core.video import (
+    LIVE_CONFIG,
     LiveSession,
     VideoConfig,
     VideoError,
@@ -133,26 +135,28 @@ def video_file() -> None:
 
 def live_camera() -> None:
     st.caption(
-        "Your browser sends camera frames to the server a few times a second and each comes back with "
-        "its faces labelled; the picture is your camera's, with a short delay. If the camera cannot be "
-        "used here, take snapshots on the Predict page."
+        "Press Start: your camera streams to the server (WebRTC, no outside server involved) and comes "
+        "back with every face boxed and labelled. If the camera cannot be used here, take snapshots on "
+        "the Predict page."
     )
-    tta = ui.tta_picker(loaded, "live_tta", st)
-    config = VideoConfig(detector=detector, tta=tta)
+    own = ui.TTA_LABELS[loaded.tta].lower()
+    tta = None if st.toggle(f"Test-time augmentation ({own}; slower)", key="live_tta") else "none"
+    config = dataclasses.replace(LIVE_CONFIG, detector=detector, tta=tta)
     session: LiveSession | None = st.session_state.get("live_session")
-    if session is None or session.loaded is not loaded or session.reader.config != config:
+    if session is None or session.loaded is not loaded or session.config != config:
         session = st.session_state["live_session"] = LiveSession(loaded, config)
+    camera_column, timeline_column = st.columns([1, 1])
+    with camera_column:
+        streamer = ui.live_camera(session)
 
-    @st.fragment
-    def camera_panel() -> None:
-        ui.live_camera(session)
-
-    @st.fragment(run_every=2)
+    @st.fragment(run_every=2 if streamer.state.playing else None)
     def timeline_panel() -> None:
-        table = session.timeline.table()
+        """The last minute, redrawn every two seconds while the camera runs."""
+        table = session.table()
         if table.empty:
             st.caption("The timeline of the last minute appears here.")
             return
+        st.markdown(f"**Last minute** · {session.fps:.1f} annotated frames/s · {session.frames:,} frames")
         st.download_button(
             "Last minute (CSV)", table.to_csv(index=False, float_format="%.4f"), "camera_emotions.csv",
             "text/csv", key="live_csv",
@@ -162,13 +166,10 @@ def live_camera() -> None:
             st.caption("No face in the last minute.")
             return
         track = faces["track"].value_counts().index[0]  # the face seen most
-        st.markdown(f"**Face {track}, last minute** ({session.fps:.1f} annotated frames/s)")
+        st.caption(f"Face {track}, smoothed over half a second")
         smoothed = smooth_probabilities(table[table["track"] == track], 0.5)
         st.plotly_chart(figures.emotion_timeline(smoothed), width="stretch", key="live_timeline")
 
-    camera_column, timeline_column = st.columns([1, 1])
-    with camera_column:
-        camera_panel()
     with timeline_column:
         timeline_panel()
 

@@ -130,9 +130,8 @@ def main() -> None:
                 hits, false, faces = hits + found, false + wrong, faces + len(truth)
             table.append((detector, case, len(photos), faces, hits, false, statistics.median(times) * 1000))
 
-    print(
-        f"\n{'detector':<15}{'photos':<19}{'n':>3}{'faces':>7}{'found':>7}{'recall':>8}{'false +':>9}{'ms/photo':>10}"
-    )
+    header = ("n", 3), ("faces", 7), ("found", 7), ("recall", 8), ("false +", 9), ("ms/photo", 10)
+    print(f"\n{'detector':<15}{'photos':<19}" + "".join(f"{name:>{width}}" for name, width in header))
     for detector, case, count, faces, hits, false, ms in table:
         recall = f"{hits / faces:.0%}" if faces else "-"
         print(f"{detector:<15}{case:<19}{count:>3}{faces:>7}{hits:>7}{recall:>8}{false:>9}{ms:>10.0f}")

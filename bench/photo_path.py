@@ -143,8 +143,10 @@ def main() -> None:
     detect_seconds = time.perf_counter() - started
 
     direct = predict_faces(loaded, faces).argmax(axis=1) == labels
-    print(f"\n{loaded.name} (TTA {loaded.tta}) on {count:,} PublicTest faces placed in 640 x 480 photos "
-          f"(seed {args.seed}); detection and cropping {detect_seconds / count * 1000:.0f} ms a photo\n")  # fmt: skip
+    print(
+        f"\n{loaded.name} (TTA {loaded.tta}) on {count:,} PublicTest faces placed in 640 x 480 photos "
+        f"(seed {args.seed}); detection and cropping {detect_seconds / count * 1000:.0f} ms a photo\n"
+    )
     print(f"{'path':<34}{'accuracy':>10}{'vs direct':>11}{'on found faces':>16}")
     print(f"{'48 x 48 faces directly':<34}{direct.mean():>10.2%}{'':>11}{direct[found].mean():>16.2%}")
     for kind, images in crops.items():
@@ -152,7 +154,8 @@ def main() -> None:
         gap = (right.mean() - direct.mean()) * 100
         print(f"{kind:<34}{right.mean():>10.2%}{gap:>+10.2f}p{right[found].mean():>16.2%}")
     print(
-        f"\nfaces found by the detector: {found.sum():,} of {count:,} ({found.mean():.1%}); a missed face counts as wrong"
+        f"\nfaces found by the detector: {found.sum():,} of {count:,} ({found.mean():.1%}); "
+        "a missed face counts as wrong"
     )
 
 

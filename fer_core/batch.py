@@ -155,6 +155,7 @@ def read_inputs(spark, source: str | os.PathLike, config: BatchConfig = BatchCon
     from pyspark.sql import functions as F
 
     from fer_core.data import IMAGE_SUFFIXES, read_header
+    from fer_core.predict import MAX_IMAGE_BYTES
 
     path = Path(source)
     kind = input_kind(path)
@@ -168,10 +169,13 @@ def read_inputs(spark, source: str | os.PathLike, config: BatchConfig = BatchCon
             .where(F.col("path").rlike(rf"(?i)\.({suffixes})$"))
         )
         # Photos keep the file splits Spark makes (no shuffle of their bytes); ``item`` 0: by path.
-        frame = files.select(
-            F.lit(0).cast("long").alias("item"), _uri_path(F.col("path")).alias("path"), "content"
+        # A file too large to be a photo is not read at all (Spark prunes the unused content column).
+        keys = [F.lit(0).cast("long").alias("item"), _uri_path(F.col("path")).alias("path")]
+        small = files.where(F.col("length") <= MAX_IMAGE_BYTES).select(*keys, "content")
+        large = files.where(F.col("length") > MAX_IMAGE_BYTES).select(
+            *keys, F.lit(None).cast("binary").alias("content")
         )
-        return BatchInput(frame, kind)
+        return BatchInput(small.unionByName(large), kind)
     if kind == "csv":
         columns = read_header(path)
         lines = spark.read.text(str(path.resolve()))
@@ -187,7 +191,8 @@ def read_inputs(spark, source: str | os.PathLike, config: BatchConfig = BatchCon
     table = spark.read.parquet(str(path.resolve()))
     fields = {item.name: item.dataType for item in table.schema.fields}
     item = F.monotonically_increasing_id()
-    paths = F.col("path").cast("string") if "path" in fields else F.concat(F.lit(f"{path.name}#"), item)
+    named = F.concat(F.lit(f"{path.name}#"), item.cast("string"))
+    paths = F.col("path").cast("string") if "path" in fields else named
     column = config.image_column or next(
         (name for name in (*IMAGE_COLUMNS, PIXELS_COLUMN) if name in fields), None
     )
@@ -258,31 +263,35 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_photos(items, paths, contents, loaded, config: BatchConfig) -> pd.DataFrame:
-    """Rows (:data:`OUTPUT_COLUMNS` and ``item``) for encoded photos (bytes), through
-    :func:`fer_core.predict.analyze_images`: the faces of all the photos in one model call."""
-    from fer_core.predict import analyze_images
+    """Rows (:data:`OUTPUT_COLUMNS` and ``item``) for encoded photos (bytes; None for a file that was
+    not read), through :func:`fer_core.predict.analyze_images`: all their faces in one model call."""
+    from fer_core.predict import MAX_IMAGE_BYTES, analyze_images
 
-    items, paths, contents = list(items), list(paths), list(contents)
     options = {
         "detect": config.detect,
         "whole_if_none": config.whole_if_none,
         "tta": config.tta,
         **({"detector": config.detector} if config.detector else {}),
     }
-    sources = [bytes(content) if content is not None else b"" for content in contents]
+    photos = [(item, path, bytes(content)) for item, path, content in zip(items, paths, contents, strict=True)
+              if content is not None]  # fmt: skip
+    unread = f"not read: larger than {MAX_IMAGE_BYTES // 2**20} MB, or no image bytes"
+    rows = [
+        _empty_row(item, path, unread)
+        for item, path, content in zip(items, paths, contents, strict=True)
+        if content is None
+    ]
     try:
-        results = analyze_images(sources, loaded, names=paths, **options)
+        names = [path for _, path, _ in photos]
+        results = analyze_images([content for *_, content in photos], loaded, names=names, **options)
     except Exception:  # one bad photo must not fail the job: score them one by one below
         results = None
-    rows = []
-    for index, (item, path) in enumerate(zip(items, paths, strict=True)):
+    for index, (item, path, content) in enumerate(photos):
         if results is not None:
             rows += result_rows(item, path, results[index])
             continue
         try:
-            rows += result_rows(
-                item, path, analyze_images([sources[index]], loaded, names=[path], **options)[0]
-            )
+            rows += result_rows(item, path, analyze_images([content], loaded, names=[path], **options)[0])
         except Exception as error:  # reported in the row's error column, never hidden
             rows.append(_empty_row(item, path, f"{type(error).__name__}: {error}"))
     return _frame(rows)

@@ -6,7 +6,6 @@ This is the only module of fer_core that imports streamlit.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -255,67 +254,31 @@ def batch_results(path: str | Path):
     return _batch_results(str(path), _stamp(Path(path) / "_SUCCESS"))
 
 
-CAMERA_JS = Path(__file__).with_name("camera.js")
-CAMERA_CSS = """
-.fer-live-frame { display: block; width: 100%; max-width: 640px; min-height: 120px; background: #0f172a; }
-.fer-live-status { font-size: 0.9rem; margin-top: 0.3rem; }
-"""
+CAMERA_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False}
 
 
-@functools.cache
-def _camera_component():
-    return st.components.v2.component("fer_live_camera", js=CAMERA_JS.read_text(), css=CAMERA_CSS)
+def live_camera(session, key: str = "live_camera"):
+    """The live camera view: the browser streams its camera to the server over WebRTC, each frame goes
+    through ``session`` (a :class:`fer_core.video.LiveSession`, in streamlit-webrtc's worker thread,
+    the newest frame first when processing falls behind) and streams back with its faces drawn.
+    Returns the streamer's context (``.state.playing``).
 
+    The ICE server list is empty: no STUN or TURN server, so nothing is fetched from the internet and
+    the browser and the server pair their host addresses. aioice skips loopback addresses, so the
+    server needs a network interface besides ``lo`` (any LAN or container address will do).
+    """
+    import av
+    from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-def _image_from_data_url(url: str):
-    """An RGB uint8 image from a ``data:image/...;base64,`` URL, or None if it is not one."""
-    import base64
-    import binascii
+    def annotate(frame: av.VideoFrame) -> av.VideoFrame:
+        annotated, _ = session.process(frame.to_ndarray(format="rgb24"))
+        return av.VideoFrame.from_ndarray(annotated, format="rgb24")
 
-    import cv2
-    import numpy as np
-
-    try:
-        encoded = base64.b64decode(url.split(",", 1)[1], validate=True)
-    except (IndexError, binascii.Error):
-        return None
-    bgr = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def _data_url(rgb, quality: int = 80) -> str:
-    import base64
-
-    import cv2
-
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    _, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
-
-
-def live_camera(session, key: str = "live_camera", max_fps: float = 8.0) -> None:
-    """The live camera view: the browser sends its camera's frames one at a time, each goes through
-    ``session`` (a :class:`fer_core.video.LiveSession`) and comes back with its faces drawn. Call it
-    inside ``st.fragment``, so that a frame reruns that fragment only."""
-    answer_key = f"{key}_answer"
-
-    def on_frame() -> None:
-        sent = st.session_state[key].get("frame")
-        image = _image_from_data_url(sent.get("image", "")) if isinstance(sent, dict) else None
-        if image is None:
-            return
-        annotated, frame = session.process(image)
-        labels = [
-            f"{track}: {face.emotion} {face.confidence:.0%}"
-            for face, track in zip(frame.faces, frame.tracks, strict=True)
-        ]
-        faces = ", ".join(labels) or "no face"
-        st.session_state[answer_key] = {
-            "seq": sent.get("seq", 0),
-            "image": _data_url(annotated),
-            "caption": f"{session.fps:.1f} annotated frames/s · {faces}",
-            "max_fps": max_fps,
-        }
-
-    answer = st.session_state.get(answer_key, {"max_fps": max_fps})
-    _camera_component()(key=key, data=answer, on_frame_change=on_frame)
+    return webrtc_streamer(
+        key=key,
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration={"iceServers": []},
+        media_stream_constraints=CAMERA_CONSTRAINTS,
+        video_frame_callback=annotate,
+        async_processing=True,
+    )

@@ -169,16 +169,16 @@ def _stats(path, cache):
 def test_cli_reads_every_odd_row_it_can_and_counts_the_rest(tmp_path, sample_lines):
     # Classes 1-5 in one file: reordered quoted columns, Usage in lower case, a byte that is not
     # UTF-8, a repeated header, and the end of the .gz cut off.
-    lines = [_quoted(f"{usage.lower()},{label},{pixels}") for label, pixels, usage in (
-        line.split(",") for line in sample_lines[:400]
-    )]  # fmt: skip
+    lines: list[str | bytes] = []
+    for line in sample_lines[:400]:
+        label, pixels, usage = line.split(",")
+        lines.append(_quoted(f"{usage.lower()},{label},{pixels}"))
     lines[10] = _non_utf8(sample_lines[10])
     lines.insert(200, _quoted("Usage,emotion,pixels"))
-    packed = gzip.compress(b"\n".join(line if isinstance(line, bytes) else line.encode() for line in [
-        _quoted("Usage,emotion,pixels"), *lines
-    ]) + b"\n")  # fmt: skip
-    source = tmp_path / "everything.csv.gz"
-    source.write_bytes(packed[: len(packed) // 2])
+    source = _write(
+        tmp_path / "everything.csv.gz", lines, header=_quoted("Usage,emotion,pixels"), compress=True
+    )
+    source.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
     readable = zlib.decompressobj(wbits=31).decompress(source.read_bytes()).rpartition(b"\n")[0]
     whole_rows = readable.split(b"\n")[1:]
     expected_faces = sum(1 for row in whole_rows if row.isascii() and not row.startswith(b'"Usage"'))
@@ -201,7 +201,7 @@ def test_cli_exits_2_with_one_error_line_when_nothing_is_usable(tmp_path, sample
         source = tmp_path / "cut.csv.gz"
         source.write_bytes(gzip.compress(("\n".join([HEADER, *sample_lines[:20]])).encode())[:30])
     else:
-        source = _write(tmp_path / "latin1.csv", [_non_utf8(line) for line in sample_lines[:20]])
+        source = _write(tmp_path / "not_utf8.csv", [_non_utf8(line) for line in sample_lines[:20]])
 
     completed = _stats(source, tmp_path / "cache")
 
