@@ -59,7 +59,8 @@ def home() -> None:
     st.markdown(
         "**Pages**: *Dataset* shows the faces and their statistics; *Train* trains a model in the "
         "background; *Evaluate* shows accuracy, the confusion matrix and feature maps; *Predict* reads the "
-        "emotions of the faces in your photos; *Batch* scores every face of a folder of photos on Spark."
+        "emotions of the faces in your photos; *Batch* scores every face of a folder of photos on Spark; "
+        "*Video* follows every face through a video, or labels your live camera."
     )
 
 

@@ -80,7 +80,7 @@ def batch_panel() -> None:
         reason = jobs.last_error(run_dir, jobs.BATCH_LOG) or f"the log {run_dir}/{jobs.BATCH_LOG} says why"
         st.error(f"**{name}** failed: {reason}")
         return
-    results = ui.batch_results(f"{run_dir}/{jobs.BATCH_RESULTS}")
+    results = ui.batch_results(run_dir)
     summary = batch.summarize(results)
     counts = {
         "Photos": summary.images,

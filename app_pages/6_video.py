@@ -149,18 +149,21 @@ def live_camera() -> None:
     with camera_column:
         streamer = ui.live_camera(session)
 
-    @st.fragment(run_every=2 if streamer.state.playing else None)
+    @st.fragment(run_every=3 if streamer is not None and streamer.state.playing else None)
     def timeline_panel() -> None:
-        """The last minute, redrawn every two seconds while the camera runs."""
+        """The last minute, redrawn every three seconds while the camera runs."""
         table = session.table()
         if table.empty:
             st.caption("The timeline of the last minute appears here.")
             return
         st.markdown(f"**Last minute** · {session.fps:.1f} annotated frames/s · {session.frames:,} frames")
-        st.download_button(
-            "Last minute (CSV)", table.to_csv(index=False, float_format="%.4f"), "camera_emotions.csv",
-            "text/csv", key="live_csv",
-        )  # fmt: skip
+        st.download_button(  # the CSV is made when asked for, not at every redraw
+            "Last minute (CSV)",
+            lambda: session.table().to_csv(index=False, float_format="%.4f"),
+            "camera_emotions.csv",
+            "text/csv",
+            key="live_csv",
+        )
         faces = table.dropna(subset=["track"])
         if faces.empty:
             st.caption("No face in the last minute.")

@@ -22,10 +22,12 @@ every allocation makes the per-row loops about eight times slower, so those rati
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,7 +90,10 @@ def timed(function, *args):
 
 
 def fresh_cache() -> str:
-    return tempfile.mkdtemp(prefix="fer-bench-")
+    """An empty cache folder, removed when the bench ends."""
+    folder = tempfile.mkdtemp(prefix="fer-bench-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def cli_prepare(data: Path) -> tuple[dict, float]:

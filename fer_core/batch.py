@@ -10,7 +10,6 @@ and a file that cannot be read one row with its ``error``: neither fails the job
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -154,7 +153,7 @@ def read_inputs(spark, source: str | os.PathLike, config: BatchConfig = BatchCon
     """The photos, CSV lines or Parquet rows of ``source`` (see :func:`input_kind`) as a DataFrame."""
     from pyspark.sql import functions as F
 
-    from fer_core.data import IMAGE_SUFFIXES, read_header
+    from fer_core.data import IMAGE_SUFFIXES, read_header, read_lines
     from fer_core.predict import MAX_IMAGE_BYTES
 
     path = Path(source)
@@ -178,12 +177,14 @@ def read_inputs(spark, source: str | os.PathLike, config: BatchConfig = BatchCon
         return BatchInput(small.unionByName(large), kind)
     if kind == "csv":
         columns = read_header(path)
-        lines = spark.read.text(str(path.resolve()))
+        # As bytes (fer_core.data.read_lines): a line that is not UTF-8 is one rejected row, not a failed job.
+        lines = read_lines(spark, path)
         # Line numbers, 1-based with the header as line 1, so that a row can be found in the file.
         numbered = spark.createDataFrame(
-            lines.rdd.zipWithIndex().map(lambda pair: (pair[1] + 1, pair[0].value)), "item long, value string"
+            lines.rdd.zipWithIndex().map(lambda pair: (pair[1] + 1, pair[0].value)), "item long, value binary"
         )
-        numbered = numbered.where(~F.col("value").rlike(r"(?i)^\s*emotion\s*,\s*pixels"))
+        # The header line (its columns in any order) is not a face: drop it, as fer_core.data does.
+        numbered = numbered.where(F.col("item") > 1)
         label = F.concat(F.lit(f"{path.name}:"), F.col("item").cast("string"))
         return BatchInput(
             numbered.select("item", label.alias("path"), "value").repartition(partitions), kind, columns
@@ -330,7 +331,7 @@ def score_faces(items, paths, pixels, errors, loaded, config: BatchConfig) -> pd
 
 # --- the model on the workers --------------------------------------------------------------------
 
-_worker_models: dict[str, object] = {}  # weights sha256 -> LoadedModel, one load per Python worker
+_worker_models: dict[str, object] = {}  # files' sha256 -> LoadedModel, one load per Python worker
 _worker_lock = threading.Lock()
 
 
@@ -373,9 +374,15 @@ def limit_threads(threads: int, retinaface: bool = False) -> None:
 
 def worker_model(files: dict[str, bytes], threads: int = 1, retinaface: bool = False):
     """The model of ``files`` (see :func:`model_files`), loaded once per Python worker process."""
-    from fer_core.artifacts import CARD_FILE, load_model
+    import hashlib
 
-    key = json.loads(files[CARD_FILE])["weights_sha256"]
+    from fer_core.artifacts import load_model
+
+    # Keyed by every file, not the weights alone: a card re-measured (a new calibration) is a new model.
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    key = digest.hexdigest()
     with _worker_lock:
         if key not in _worker_models:
             limit_threads(threads, retinaface)
@@ -587,9 +594,9 @@ def _summarize_spark(results, output: str) -> BatchSummary:
     )
 
 
-def read_results(path: str | os.PathLike) -> pd.DataFrame:
+def read_results(path: str | os.PathLike, relative_to: str | os.PathLike | None = None) -> pd.DataFrame:
     """A batch's output (a ``.csv`` file or a Parquet folder) as a table of :data:`OUTPUT_COLUMNS`,
-    sorted by path and face."""
+    sorted by path and face; ``relative_to`` (the input folder) shortens the paths under it."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -597,6 +604,8 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype={"path": str, "emotion": str, "error": str})
     else:
         frame = pq.read_table(path).to_pandas()
+    if relative_to is not None:
+        frame["path"] = frame["path"].str.removeprefix(str(Path(relative_to).resolve()) + "/")
     frame = _typed(frame).sort_values(["path", "face"], key=_natural, na_position="first", kind="stable")
     return frame[list(OUTPUT_COLUMNS)].reset_index(drop=True)
 

@@ -448,9 +448,11 @@ def _write_explanations(results, loaded, folder: Path) -> int:
     return len(faces)
 
 
-def _progress_printer(stream=sys.stderr, width: int = 30):
-    """A progress hook drawing Spark's tasks as a bar: redrawn in place on a terminal, else a line
-    per tenth done (and whenever a new stage adds tasks)."""
+def _progress_printer(stream=None, width: int = 30):
+    """A progress hook drawing Spark's tasks as a bar on ``stream`` (standard error as it is when
+    called): redrawn in place on a terminal, else a line per tenth done (and whenever a new stage
+    adds tasks)."""
+    stream = stream or sys.stderr
     shown = {"step": None}
 
     def show(progress) -> None:
@@ -524,10 +526,11 @@ def cmd_batch(args) -> None:
     print("  " + ", ".join(f"{name} {count:,}" for name, count in summary.emotions.items()))
 
 
-def _video_progress_printer(stream=sys.stderr, width: int = 30, after_s: float = 2.0):
-    """A progress hook for ``video``: a bar (or, when the container does not state the video's
-    length, the seconds read) redrawn in place on a terminal, else a line per tenth; silent for
-    videos read in under ``after_s`` seconds."""
+def _video_progress_printer(stream=None, width: int = 30, after_s: float = 2.0):
+    """A progress hook for ``video`` on ``stream`` (standard error as it is when called): a bar (or,
+    when the container does not state the video's length, the seconds read) redrawn in place on a
+    terminal, else a line per tenth; silent for videos read in under ``after_s`` seconds."""
+    stream = stream or sys.stderr
     shown = {"step": None}
 
     def show(progress) -> None:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fer_core.artifacts import runs_dir as default_runs_dir
+from fer_core.artifacts import staged
 from fer_core.batch import BatchConfig
 from fer_core.config import TrainConfig
 from fer_core.train import STOP_FILE
@@ -28,6 +29,7 @@ BATCH_FOLDER = "batch"  # inside the runs folder: one folder per batch job
 BATCH_ACTIVE_FILE = "ACTIVE_BATCH.json"
 BATCH_LOG = "batch.log"
 BATCH_RESULTS = "results.parquet"
+BATCH_FILE = "batch.json"  # what the job was asked: its input and settings
 PROGRESS_FILE = "progress.json"
 
 
@@ -127,7 +129,8 @@ def _launch(command: list[str], name: str, run_dir: Path, log_path: Path, record
             cwd=Path(__file__).resolve().parent.parent,
         )
     job = Job(name=name, run_dir=str(run_dir), pid=process.pid, started=time.time(), data=str(data or ""))
-    record.write_text(json.dumps(asdict(job)))
+    with staged(record) as staging:  # a half-written record would read as "no job running"
+        staging.write_text(json.dumps(asdict(job)))
     return job
 
 
@@ -162,6 +165,7 @@ def start_batch(
     _check_name(name)
     run_dir = root / name
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / BATCH_FILE).write_text(json.dumps({"source": str(source), "config": asdict(config)}))
     # Listed (as starting) from now on; the process rewrites it as Spark's tasks finish.
     (run_dir / PROGRESS_FILE).write_text(json.dumps({"step": 0, "total_steps": 0, "status": "starting"}))
     command = [
@@ -171,6 +175,14 @@ def start_batch(
     if spark_master:
         command += ["--spark-master", spark_master]
     return _launch(command, name, run_dir, run_dir / BATCH_LOG, root / BATCH_ACTIVE_FILE, source)
+
+
+def batch_source(run_dir: str | os.PathLike) -> str | None:
+    """The input a batch job of the dashboard scored (None if its folder does not say)."""
+    try:
+        return json.loads((Path(run_dir) / BATCH_FILE).read_text())["source"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def batch_runs(runs_dir: Path | None = None) -> list[Path]:

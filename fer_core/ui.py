@@ -243,15 +243,40 @@ def tta_picker(loaded: LoadedModel | None, key: str, container=st) -> str:
 
 
 @st.cache_data(show_spinner="Reading the results …", max_entries=4)
-def _batch_results(path: str, stamp: float):
+def _batch_results(path: str, source: str | None, stamp: float):
     from fer_core.batch import read_results
 
-    return read_results(path)
+    return read_results(path, relative_to=source)
 
 
-def batch_results(path: str | Path):
-    """A finished batch's results table (see :func:`fer_core.batch.read_results`), cached per server."""
-    return _batch_results(str(path), _stamp(Path(path) / "_SUCCESS"))
+def batch_results(run_dir: str | Path):
+    """The results table of a finished batch job of the dashboard (see
+    :func:`fer_core.batch.read_results`), its paths relative to the input folder, cached per server."""
+    from fer_core.jobs import BATCH_RESULTS, batch_source
+
+    path = Path(run_dir) / BATCH_RESULTS
+    return _batch_results(str(path), batch_source(run_dir), _stamp(path / "_SUCCESS"))
+
+
+def _import_webrtc():
+    """``streamlit_webrtc``, imported so that it works whether TensorFlow is loaded already or not.
+
+    Its SRTP library (``pylibsrtp``) carries its own OpenSSL; loaded after TensorFlow, whose
+    libraries put crypto functions of the same names in the global symbol table, it would call those
+    and crash the process at start-up. Loaded with ``RTLD_DEEPBIND`` (Linux), it uses its own.
+    """
+    import sys
+
+    if "pylibsrtp" not in sys.modules and hasattr(os, "RTLD_DEEPBIND"):
+        flags = sys.getdlopenflags()
+        sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+        try:
+            import pylibsrtp  # noqa: F401
+        finally:
+            sys.setdlopenflags(flags)
+    import streamlit_webrtc
+
+    return streamlit_webrtc
 
 
 CAMERA_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False}
@@ -268,15 +293,16 @@ def live_camera(session, key: str = "live_camera"):
     server needs a network interface besides ``lo`` (any LAN or container address will do).
     """
     import av
-    from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+    webrtc = _import_webrtc()
 
     def annotate(frame: av.VideoFrame) -> av.VideoFrame:
         annotated, _ = session.process(frame.to_ndarray(format="rgb24"))
         return av.VideoFrame.from_ndarray(annotated, format="rgb24")
 
-    return webrtc_streamer(
+    return webrtc.webrtc_streamer(
         key=key,
-        mode=WebRtcMode.SENDRECV,
+        mode=webrtc.WebRtcMode.SENDRECV,
         rtc_configuration={"iceServers": []},
         media_stream_constraints=CAMERA_CONSTRAINTS,
         video_frame_callback=annotate,

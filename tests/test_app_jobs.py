@@ -55,6 +55,8 @@ def test_the_batch_page_scores_a_server_folder_in_the_background(spark, photo_fo
     assert metrics == {"Photos": "7", "Faces": metrics["Faces"], "No face": "1", "Errors": "2"}
     table = at.dataframe[0].value
     assert int(metrics["Faces"]) == table["face"].notna().sum() >= 7
+    # Paths as the visitor knows them, inside the folder they named; not the server's whole path.
+    assert {"holiday.png", "people/single_face.jpg", "people/more/truncated.jpg"} <= set(table["path"])
     assert len(at.get("plotly_chart")) == 1 and len(at.get("download_button")) == 2
 
 

@@ -65,6 +65,20 @@ def test_broken_files_and_faceless_photos_get_a_row_each(folder_run, photo_folde
     )
 
 
+def test_a_file_too_large_to_be_a_photo_is_not_read(spark, photos, tmp_path):
+    from fer_core.predict import MAX_IMAGE_BYTES
+
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    (folder / "single_face.jpg").write_bytes((photos / "single_face.jpg").read_bytes())
+    with open(folder / "panorama.jpg", "wb") as huge:
+        huge.truncate(MAX_IMAGE_BYTES + 1)  # sparse: nothing to read, had Spark tried
+    run_batch(folder, tmp_path / "out.csv")
+    results = read_results(tmp_path / "out.csv").set_index("path")
+    assert results.loc[str(folder / "panorama.jpg"), "error"].startswith("not read: larger than 25 MB")
+    assert results.loc[str(folder / "single_face.jpg"), "face"] == 1
+
+
 def _fer_line(label, pixels, usage="PrivateTest") -> str:
     return f"{label},{' '.join(map(str, pixels))},{usage}"
 
@@ -205,3 +219,19 @@ def test_an_uploaded_zip_is_unpacked_once_and_may_not_escape(photos, tmp_path):
 def test_a_server_folder_outside_the_allowed_roots_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not in a data folder"):
         batch.check_server_folder(tmp_path)
+
+
+def test_a_worker_reloads_a_model_whose_card_changed(monkeypatch):
+    """Workers keep a loaded model per Python process; a re-measured card (say a new calibration) with
+    the same weights is another model, not the cached one."""
+    from fer_core.artifacts import CARD_FILE
+
+    monkeypatch.setattr(batch, "limit_threads", lambda *args: None)  # this process is not a worker
+
+    files = batch.model_files(None)
+    first = batch.worker_model(files)
+    assert batch.worker_model(dict(files)) is first
+    card = json.loads(files[CARD_FILE])
+    card["name"] = "recalibrated"
+    second = batch.worker_model({**files, CARD_FILE: json.dumps(card).encode()})
+    assert second is not first and second.card["name"] == "recalibrated"

@@ -93,8 +93,11 @@ def test_a_bookmarked_page_opened_first_shows_the_apps_navigation_layout_and_sid
     page.get_by_role("heading", name="Evaluate", level=1).wait_for(timeout=120_000)
     navigation = page.locator('[data-testid="stSidebarNav"] a')
     navigation.first.wait_for()
-    # Each link is its icon (a font ligature such as "home") and its title; not the pages' file names.
-    assert [text.split("\n")[-1].strip() for text in navigation.all_inner_texts()] == PAGE_TITLES
+    # Each link is its icon (a font ligature such as "home") and its title; not the pages' file names
+    # ("streamlit app", "dataset", ...), which a pages/ folder's discovery would show.
+    titles = [text.split("\n")[-1].strip() for text in navigation.all_inner_texts()]
+    assert titles[: len(PAGE_TITLES)] == PAGE_TITLES, titles
+    assert "streamlit app" not in titles and all(title[:1].isupper() for title in titles), titles
     # The wide layout: the page's content spans the window beside the sidebar (a narrow one is 736 px).
     width = page.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"]
     assert width > 900, width

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from clips import photo, unsmiling_face, write_clip
+from streamlit.testing.v1 import AppTest
 
 from fer_core import video
 from fer_core.artifacts import load_model
@@ -228,3 +230,13 @@ def test_live_session_keeps_the_last_window_and_counts_frames_per_second(model, 
     assert (table["emotion"] == "happy").all()
     assert session.fps == pytest.approx(4.0)
     assert session.frames == 16
+
+
+def test_video_page_runs_under_apptest():
+    page = Path(__file__).resolve().parent.parent / "app_pages" / "6_video.py"
+    at = AppTest.from_file(str(page), default_timeout=240).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Video"
+    assert at.segmented_control(key="video_source").value == "Video file"
+    assert at.slider(key="video_fps").value == 5
+    assert "Upload a video" in at.info[0].value

@@ -1,0 +1,189 @@
+"""Video speed: seconds of video read per second of processing, and the live camera's frame rate.
+
+    python -m bench.video [--model models/default] [--seconds 20] [--fps 5] [--no-browser]
+
+A clip of ``--seconds`` at 30 frames/s, 640 x 480, one face (the smiling face of
+tests/data/photos/single_face.jpg for the first half, an unsmiling face of the 1927 Solvay photo for the
+second), is read by :func:`fer_core.video.analyze_video` at ``--fps`` sampled frames per second: with
+the model's own test-time augmentation and with none, with and without the annotated VP8 copy. A
+ratio of 1.0 or more is real time.
+
+The live frame rate is measured twice: the camera path alone (:class:`fer_core.video.LiveSession` on
+640 x 480 frames, as fast as it goes, for 20 s), and end to end: ``streamlit run`` and Chromium with a
+fake camera playing the same face at 30 frames/s, the Video page's live camera over WebRTC for 30 s
+(``--no-browser`` skips it). Annotated frames per second, counted by the session on the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.artifacts import load_model
+from fer_core.faces import detect_faces
+from fer_core.predict import read_image
+from fer_core.video import LiveSession, VideoConfig, analyze_video
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ROOT / "tests" / "data" / "photos"
+SIZE = (640, 480)
+
+
+def frame_of(image: np.ndarray) -> np.ndarray:
+    """A photo scaled into a 640 x 480 frame on dark gray."""
+    import cv2
+
+    width, height = SIZE
+    scale = min(width / image.shape[1], height / image.shape[0])
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.full((height, width, 3), 40, np.uint8)
+    top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
+    frame[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return frame
+
+
+def faces() -> tuple[np.ndarray, np.ndarray]:
+    """A smiling face and an unsmiling one, each a 640 x 480 frame."""
+    smiling = frame_of(read_image(PHOTOS / "single_face.jpg"))
+    group = read_image(PHOTOS / "group_solvay_1927.jpg")
+    x, y, w, h = max(detect_faces(group), key=lambda detection: detection.score).box
+    margin = max(w, h) // 4
+    unsmiling = frame_of(group[max(0, y - margin) : y + h + margin, max(0, x - margin) : x + w + margin])
+    return smiling, unsmiling
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, SIZE)
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+    import cv2
+
+    width, height = SIZE
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+def live_in_process(loaded, frame: np.ndarray, seconds: float = 20.0) -> float:
+    """Annotated frames per second of the live camera's path alone (no transport)."""
+    session = LiveSession(loaded)
+    session.process(frame)  # warm-up
+    started, count = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        session.process(frame)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def live_in_browser(camera: Path, seconds: float = 30.0) -> tuple[float, int]:
+    """(annotated frames per second, frames) of the Video page's live camera, end to end."""
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    runs = Path(tempfile.mkdtemp(prefix="bench-video-runs-"))
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port",
+               str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    with open(runs / "streamlit.log", "w") as log:
+        server = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "FER_RUNS_DIR": str(runs)},
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-background-networking", "--use-fake-ui-for-media-stream",
+                      "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}"],
+            )  # fmt: skip
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(url + "/video")
+            page.get_by_role("heading", name="Video", level=1).wait_for(timeout=180_000)
+            page.get_by_text("Live camera", exact=True).click()
+            start = re.compile("start", re.IGNORECASE)
+            page.frame_locator('iframe[title*="webrtc"]').first.get_by_role("button", name=start).click()
+            status = page.get_by_text(re.compile("annotated frames/s"))
+            status.wait_for(timeout=120_000)
+            time.sleep(5)  # past the first frames
+
+            def frames() -> int:
+                return int(re.search(r"([\d,]+) frames$", status.inner_text()).group(1).replace(",", ""))
+
+            first, started = frames(), time.monotonic()
+            time.sleep(seconds)
+            last = frames()
+            elapsed = time.monotonic() - started
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return (last - first) / elapsed, last - first
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--seconds", type=int, default=20, help="length of the clip (20)")
+    parser.add_argument("--fps", type=float, default=5.0, help="frames sampled per second of video (5)")
+    parser.add_argument("--no-browser", action="store_true", help="skip the end-to-end live measurement")
+    args = parser.parse_args()
+    loaded = load_model(args.model)
+    smiling, unsmiling = faces()
+    half = args.seconds * 30 // 2
+    folder = Path(tempfile.mkdtemp(prefix="bench-video-"))
+    clip = write_clip(folder / "face.mp4", [smiling] * half + [unsmiling] * half)
+    analyze_video(clip, loaded, VideoConfig(fps=args.fps, tta="none", max_duration_s=1))  # warm-up
+    print(
+        f"\n{loaded.name}; a {args.seconds} s clip, 640 x 480 at 30 frames/s, one face, "
+        f"sampled at {args.fps:g} frames/s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n"
+    )
+    print(f"{'TTA':<22}{'annotated':<11}{'seconds':>9}{'x real time':>13}")
+    for tta in (None, "none"):
+        for annotated in (None, folder / "annotated.webm"):
+            result = analyze_video(clip, loaded, VideoConfig(fps=args.fps, tta=tta), annotated=annotated)
+            label = f"{loaded.tta} (model's own)" if tta is None else tta
+            print(f"{label:<22}{'yes' if annotated else 'no':<11}{result.seconds:>9.1f}{result.speed:>13.2f}")
+    rate = live_in_process(loaded, smiling)
+    print(f"\nlive camera, processing alone (LiveSession, TTA none): {rate:.1f} annotated frames/s")
+    if not args.no_browser:
+        camera = write_y4m(folder / "camera.y4m", [smiling] * 30)
+        rate, count = live_in_browser(camera)
+        path = "Chromium -> WebRTC -> server -> WebRTC"
+        print(f"live camera, {path}: {rate:.1f} annotated frames/s ({count} frames)")
+
+
+if __name__ == "__main__":
+    main()
