@@ -6,64 +6,22 @@ Screenshots of each page are kept in ``test-artifacts/screenshots/``.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from browsers import SHOTS, chromium, streamlit_server
 
 
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    with open(Path(os.environ["FER_RUNS_DIR"]) / "streamlit.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            process.kill()
-            pytest.fail("streamlit did not start within 90 s")
+    with streamlit_server(Path(os.environ["FER_RUNS_DIR"]) / "streamlit.log") as url:
         yield url
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture()
@@ -114,10 +72,15 @@ def test_predict_labels_the_faces_of_uploaded_photos(server, page, photos):
     labelled = [caption for caption in captions if caption.split(": ")[-1] in emotions]
     assert len(labelled) == 6
     # Grad-CAM: one overlay per face of each photo with faces, in an expander per photo.
-    explained = [caption for caption in captions if ": looked for " in caption]
-    assert len(explained) == 6
-    page.get_by_text("Where the network looked (Grad-CAM)").first.click()
-    page.get_by_text("1: looked for").first.wait_for()
+    expanders = page.get_by_text("Where the network looked (Grad-CAM)")
+    assert expanders.count() == 2
+    for index in range(2):
+        expanders.nth(index).click()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stImageCaption"]')]
+                 .filter(caption => caption.innerText.includes(': looked for ')).length === 6""",
+        timeout=120_000,
+    )
     assert page.locator('[data-testid="stException"]').count() == 0
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / "predict-photos.png", full_page=True)

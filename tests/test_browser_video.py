@@ -10,58 +10,25 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from browsers import SHOTS, chromium, streamlit_server
 from clips import photo, write_clip, write_y4m
 
 from fer_core.emotions import EMOTIONS
 from fer_core.video import COLUMNS
 
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The colour the boxes of happy faces are drawn in (fer_core.figures.EMOTION_COLORS["happy"]).
 HAPPY_RGB = (0xFF, 0xBF, 0x00)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    with open(Path(os.environ["FER_RUNS_DIR"]) / "streamlit-video.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            process.kill()
-            pytest.fail("streamlit did not start within 90 s")
+    with streamlit_server(Path(os.environ["FER_RUNS_DIR"]) / "streamlit-video.log") as url:
         yield url
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -72,22 +39,13 @@ def camera_file(tmp_path_factory, photos) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(camera_file):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-gpu",
-                "--use-fake-ui-for-media-stream",  # allow the camera without asking
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera_file}",
-            ],
-        )
-        yield chromium
-        chromium.close()
+    camera = (
+        "--use-fake-ui-for-media-stream",  # allow the camera without asking
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera_file}",
+    )
+    with chromium(*camera) as browser:
+        yield browser
 
 
 @pytest.fixture()
