@@ -11,7 +11,8 @@ import streamlit as st
 from fer_core import figures, ui
 from fer_core.emotions import EMOTIONS
 from fer_core.explain import grad_cam, overlay
-from fer_core.predict import DETECTORS, MAX_IMAGE_BYTES, analyze_images, results_table
+from fer_core.faces import DETECTORS
+from fer_core.predict import MAX_IMAGE_BYTES, analyze_images, results_table
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 

@@ -8,7 +8,7 @@ import datetime as dt
 import streamlit as st
 
 from fer_core import batch, figures, jobs, ui
-from fer_core.predict import DEFAULT_DETECTOR, DETECTORS
+from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 
 st.title("Batch")
 choice = ui.data_choice()

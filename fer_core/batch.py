@@ -46,7 +46,7 @@ class BatchConfig:
     """How a batch is scored; drives the CLI (``python -m fer_core batch``), the Batch page and tests.
 
     ``model`` is a model folder (None: the default model); ``detector`` one of
-    ``fer_core.predict.DETECTORS`` (None: its default); ``detect=False`` takes each whole photo as one
+    ``fer_core.faces.DETECTORS`` (None: its default); ``detect=False`` takes each whole photo as one
     already cropped face; ``tta`` overrides the model's own test-time augmentation.
     """
 
@@ -517,7 +517,7 @@ def run_batch(
     with an image column. ``out``: a ``.csv`` file (gathered on the driver, in input order) or a
     Parquet folder (written by the executors: on a cluster, a path they can all write).
     """
-    from fer_core.predict import DETECTORS
+    from fer_core.faces import DETECTORS
     from fer_core.spark import get_spark
 
     if config.detector is not None and config.detector not in DETECTORS:

@@ -21,6 +21,7 @@ from fer_core.config import (
     TrainConfig,
 )
 from fer_core.emotions import EMOTIONS, SPLITS
+from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 
 CHOICES = {
     "optimizer": OPTIMIZERS,
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
     predict.add_argument("--whole-if-none", action="store_true", help="no face found: use the whole image")
     predict.add_argument(
-        "--detector", default="retinaface", choices=("retinaface", "mtcnn", "haar"), help="(retinaface)"
+        "--detector", default=DEFAULT_DETECTOR, choices=DETECTORS, help=f"face detector ({DEFAULT_DETECTOR})"
     )
     predict.add_argument(
         "--upscale", type=float, default=1.0, help="enlarge photos first, for faces under ~20 px (2: ~15 px)"
@@ -151,8 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_batch_parser(commands) -> None:
-    from fer_core.predict import DEFAULT_DETECTOR, DETECTORS
-
     batch = commands.add_parser(
         "batch", help="every face of a folder of photos, a FER2013 CSV or Parquet, scored on Spark"
     )

@@ -14,17 +14,8 @@ import numpy as np
 from fer_core.artifacts import LoadedModel
 from fer_core.config import TTA_MODES
 from fer_core.emotions import EMOTIONS, FACE_SIZE
-from fer_core.faces import (
-    DEFAULT_DETECTOR,
-    DETECTORS,
-    Detection,
-    align_faces,
-    detect_faces,
-    whole_image_detection,
-)
+from fer_core.faces import DEFAULT_DETECTOR, Detection, align_faces, detect_faces, whole_image_detection
 from fer_core.preprocess import resize_faces
-
-__all__ = ["DETECTORS", "DEFAULT_DETECTOR", "analyze_image", "analyze_images", "predict_faces", "read_image"]
 
 MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused rather than risking memory
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
