@@ -91,6 +91,8 @@ def test_the_batch_page_scores_an_uploaded_zip_of_photos(fresh_server, page, pho
     assert values["Photos"] == "7" and values["No face"] == "1" and values["Errors"] == "2"
     assert int(values["Faces"]) >= 7
     page.locator(".js-plotly-plot").first.wait_for()
+    # The metrics can be drawn before the rest of the results: wait for the downloads, then count them.
+    page.get_by_role("button", name="Download Parquet").wait_for(timeout=120_000)
     assert page.get_by_role("button", name="Download CSV").count() == 1
     assert page.get_by_role("button", name="Download Parquet").count() == 1
     SHOTS.mkdir(parents=True, exist_ok=True)
