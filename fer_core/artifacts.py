@@ -55,6 +55,7 @@ OPTIONAL_CARD_KEYS: dict[str, type | tuple[type, ...]] = {
     "training.lineage": list,
     "training.members": list,
     "calibration": dict,
+    "export": dict,
 }
 METRICS_SCHEMA: dict[str, type | tuple[type, ...]] = {"accuracy": (int, float), "n": int}
 
@@ -70,6 +71,12 @@ class LoadedModel:
     model: Any
     card: dict[str, Any]
     path: Path
+    fast: Any = None  # the ONNX export (fer_core.export.OnnxModel) when the folder ships one
+
+    @property
+    def predictor(self) -> Any:
+        """What computes probabilities: the ONNX export if there is one, else the Keras model."""
+        return self.fast if self.fast is not None else self.model
 
     @property
     def config(self) -> TrainConfig:
@@ -213,6 +220,14 @@ def save_model(model, directory: str | Path, card: dict[str, Any]) -> Path:
     return directory
 
 
+def write_card(directory: str | Path, card: dict[str, Any]) -> None:
+    """Replace a model folder's card and its README (each only once completely written)."""
+    directory = Path(directory)
+    with staged(directory / CARD_FILE) as card_path, staged(directory / "README.md") as readme:
+        card_path.write_text(json.dumps(card, indent=1))
+        readme.write_text(card_markdown(card))
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """The model card for people: what the model is, how it was trained, how good it is per emotion."""
     training, data = card["training"], card["data"]
@@ -261,6 +276,16 @@ def card_markdown(card: dict[str, Any]) -> str:
                 )
             ]
             if card.get("calibration")
+            else []
+        ),
+        *(
+            [
+                "- Exported to ONNX (`{file}`, opset {opset}) for the fast path: its probabilities differ "
+                "from Keras's by at most {max_abs_difference:.1e} on {checked_on}.".format(
+                    **card["export"]["onnx"]
+                )
+            ]
+            if card.get("export", {}).get("onnx")
             else []
         ),
         "- Versions: " + ", ".join(f"{name} {version}" for name, version in card["versions"].items()) + ".",
@@ -370,8 +395,11 @@ def read_card(directory: str | Path) -> dict[str, Any]:
     return card
 
 
-def load_model(directory: str | Path | None = None) -> LoadedModel:
-    """Load a model folder, refusing one whose weights, labels or input size do not match its card."""
+def load_model(directory: str | Path | None = None, *, fast: bool = True) -> LoadedModel:
+    """Load a model folder, refusing one whose weights, labels or input size do not match its card.
+
+    With ``fast`` (the default), a folder that ships an ONNX export predicts through it.
+    """
     import keras
 
     directory = Path(directory or default_model_path())
@@ -390,7 +418,25 @@ def load_model(directory: str | Path | None = None) -> LoadedModel:
     size = int(card["preprocessing"]["input_size"])
     if tuple(model.input_shape[1:3]) != (size, size):
         raise ModelError(f"{weights} takes {model.input_shape[1:3]} inputs, its card says {size}")
-    return LoadedModel(model=model, card=card, path=directory)
+    return LoadedModel(
+        model=model, card=card, path=directory, fast=_load_export(directory, card) if fast else None
+    )
+
+
+def _load_export(directory: Path, card: dict[str, Any]) -> Any:
+    """The folder's ONNX export named in its card (None if it has none), checked against the card."""
+    entry = card.get("export", {}).get("onnx")
+    if not entry:
+        return None
+    from fer_core.export import ExportError, OnnxModel
+
+    path = directory / entry["file"]
+    if not path.is_file() or sha256_file(path) != entry["sha256"]:
+        raise ModelError(f"{path} is missing or does not match the sha256 in its card: export it again")
+    try:
+        return OnnxModel(path)
+    except ExportError as error:
+        raise ModelError(str(error)) from None
 
 
 def list_models() -> list[Path]:

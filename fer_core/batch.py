@@ -10,6 +10,7 @@ and a file that cannot be read one row with its ``error``: neither fails the job
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -343,7 +344,8 @@ def model_files(model: str | os.PathLike | None) -> dict[str, bytes]:
     card = read_card(folder)
     if sha256_file(folder / MODEL_FILE) != card.get("weights_sha256"):
         raise ValueError(f"{folder / MODEL_FILE} does not match the sha256 in its card: the file was changed")
-    files = {name: (folder / name).read_bytes() for name in (MODEL_FILE, CARD_FILE)}
+    exported = [entry["file"] for entry in card.get("export", {}).values()]  # the fast path's files
+    files = {name: (folder / name).read_bytes() for name in (MODEL_FILE, CARD_FILE, *exported)}
     for extra in folder.iterdir():  # anything else the loader reads beside the two (small files only)
         if extra.is_file() and extra.name not in files and extra.stat().st_size < 1 << 20:
             files[extra.name] = extra.read_bytes()
@@ -395,7 +397,12 @@ def worker_model(files: dict[str, bytes], threads: int = 1, retinaface: bool = F
                     staging.rename(folder)
                 except OSError:  # another worker of this machine got there first
                     shutil.rmtree(staging, ignore_errors=True)
-            _worker_models[key] = load_model(folder)
+            loaded = load_model(folder)
+            if loaded.fast is not None:  # its onnxruntime session too holds to the task's cores
+                from fer_core.export import OnnxModel
+
+                loaded = dataclasses.replace(loaded, fast=OnnxModel(loaded.fast.path, threads))
+            _worker_models[key] = loaded
         return _worker_models[key]
 
 

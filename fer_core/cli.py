@@ -129,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_options(ship)  # the data the models were trained on
 
+    export = commands.add_parser(
+        "export",
+        help="add an ONNX export (the fast prediction path), checked against Keras, to a model folder",
+    )
+    export.add_argument("model", help="model folder")
+    _add_data_options(export)  # its PublicTest faces check the export
+
     predict = commands.add_parser("predict", help="emotions of the faces in photos")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--model", help="model folder (default: the project's default model)")
@@ -398,6 +405,24 @@ def cmd_ship(args) -> None:
     print(json.dumps({"model": str(loaded.path), "tta": loaded.tta, "accuracy": accuracy}))
 
 
+def cmd_export(args) -> None:
+    from fer_core.pipeline import export_model
+
+    loaded = export_model(
+        args.model, data=args.data, split_config=_split_config(args), spark_master=args.spark_master
+    )
+    entry = loaded.card["export"]["onnx"]
+    print(
+        json.dumps(
+            {
+                "model": str(loaded.path),
+                "onnx": entry["file"],
+                "max_abs_difference": entry["max_abs_difference"],
+            }
+        )
+    )
+
+
 def cmd_predict(args) -> None:
     from fer_core.artifacts import load_model
     from fer_core.predict import analyze_images
@@ -597,6 +622,7 @@ COMMANDS = {
     "train": cmd_train,
     "ship": cmd_ship,
     "evaluate": cmd_evaluate,
+    "export": cmd_export,
     "predict": cmd_predict,
     "batch": cmd_batch,
     "video": cmd_video,

@@ -12,11 +12,8 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 CLASS_WEIGHTS = ("none", "balanced")
 NORMALIZATIONS = ("report", "unit")  # (x - 128) / 128, or x / 255
-AUGMENTATIONS = (
-    "none",
-    "light",
-    "full",
-)  # in-model: light = flips and small shifts; full adds rotation, zoom
+# In-model: light = flips and small shifts; full adds rotation and zoom; strong adds random erasing.
+AUGMENTATIONS = ("none", "light", "full", "strong")
 VALIDATION_SOURCES = ("PublicTest", "holdout")  # holdout: 10% of the Training rows
 # Test-time augmentation: none, the mirrored face, or the mirrored face and four shifted crops of each.
 TTA_MODES = ("none", "flip", "crops")
@@ -55,6 +52,11 @@ class TrainConfig:
     validation: str = "PublicTest"
     max_train_faces: int = 0  # 0 = all; a small number makes a quick demo or test run
     init_from: str = ""  # a model folder whose weights start the run (same preset and sizes)
+    mixup: float = 0.0  # Beta(a, a) of mixup between the faces of a batch (and their targets); 0 = off
+    # knowledge distillation (fer_core.distill): a model folder whose probabilities are extra targets
+    teacher: str = ""
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.7  # of the teacher's term; the rest is the labels' cross-entropy
     tta: str = "none"  # how the saved model predicts by default (its card's metrics use it too)
     seed: int = 0
 
@@ -81,6 +83,12 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.mixup < 0:
+            raise ValueError(f"mixup must be 0 (off) or a positive Beta parameter, got {self.mixup}")
+        if self.distill_temperature <= 0:
+            raise ValueError(f"distill_temperature must be positive, got {self.distill_temperature}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         _ = self.preprocess  # validates the preprocessing settings too

@@ -43,9 +43,15 @@ def _inputs(config: TrainConfig):
         x = keras.layers.RandomTranslation(
             shift, shift, fill_mode="nearest", seed=config.seed, name="aug_shift"
         )(x)
-    if config.augment == "full":
+    if config.augment in ("full", "strong"):
         x = keras.layers.RandomRotation(10 / 360, fill_mode="nearest", seed=config.seed, name="aug_rotate")(x)
         x = keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=config.seed, name="aug_zoom")(x)
+    if config.augment == "strong":
+        # Random erasing (Zhong et al. 2017): half the faces lose a patch of 2-25% of their area to noise.
+        low = -1.0 if config.normalization == "report" else 0.0
+        x = keras.layers.RandomErasing(
+            (0.5, 0.5), scale=(0.02, 0.25), value_range=(low, 1.0), seed=config.seed, name="aug_erase"
+        )(x)
     return inputs, x
 
 

@@ -7,14 +7,25 @@ import os
 import shutil
 from pathlib import Path
 
-from fer_core.artifacts import LoadedModel, load_model, make_card, read_card, save_model, staged
+import numpy as np
+
+from fer_core.artifacts import (
+    LoadedModel,
+    load_model,
+    make_card,
+    read_card,
+    save_model,
+    sha256_file,
+    staged,
+    write_card,
+)
 from fer_core.calibrate import fit_calibration
 from fer_core.config import TrainConfig
 from fer_core.data import Dataset, SplitConfig, load_dataset
 from fer_core.emotions import SPLITS
 from fer_core.evaluate import Evaluation, evaluate
-from fer_core.predict import predict_faces
-from fer_core.preprocess import prepare
+from fer_core.predict import predict_faces, tta_views
+from fer_core.preprocess import prepare, resize_faces
 from fer_core.train import CURVES_FILE, ProgressHook, TrainResult, discard_checkpoint, train
 
 MODEL_SUBDIR = "model"
@@ -74,8 +85,9 @@ def train_model(
     while the data is read and prepared ends the run at its first step. The run's checkpoint is kept
     until its model is saved, so a run killed at any moment resumes without training again.
     """
-    if config.init_from:
-        read_card(config.init_from)  # a missing or damaged start model fails now, not after Spark
+    for folder in (config.init_from, config.teacher):
+        if folder:
+            read_card(folder)  # a missing or damaged start or teacher model fails now, not after Spark
     dataset = load_dataset(data, split_config=split_config, spark_master=spark_master)
     prepared = prepare(dataset, config.preprocess, spark_master=spark_master)
     result = train(config, prepared, out, progress=progress, restart=restart, keep_checkpoint=True)
@@ -169,3 +181,44 @@ def ship_model(
     if curves.exists():
         shutil.copyfile(curves, model_dir / CURVES_FILE)
     return load_model(model_dir)
+
+
+def export_model(
+    directory: str | os.PathLike,
+    *,
+    data: str | os.PathLike | None = None,
+    split_config: SplitConfig = SplitConfig(),
+    spark_master: str | None = None,
+) -> LoadedModel:
+    """Add an ONNX export (the fast path, see :mod:`fer_core.export`) to a model folder.
+
+    The export is checked on the PublicTest faces of ``data`` and their mirrors (on the shipped sample
+    when no data is named) and refused if any probability differs from Keras's by more than
+    :data:`fer_core.export.TOLERANCE`; the card records the largest difference.
+    """
+    from fer_core.export import (
+        ONNX_FILE,
+        TOLERANCE,
+        ExportError,
+        OnnxModel,
+        export_entry,
+        export_onnx,
+        max_difference,
+    )
+
+    directory = Path(directory)
+    loaded = load_model(directory, fast=False)
+    dataset = load_dataset(data, split_config=split_config, spark_master=spark_master)
+    faces = _split_faces(dataset, "PublicTest").images
+    inputs = np.concatenate(tta_views(resize_faces(faces, loaded.input_size), "flip"))
+    with staged(directory / ONNX_FILE) as path:
+        export_onnx(loaded.model, path)
+        difference = max_difference(loaded.model, OnnxModel(path), inputs)
+        if difference > TOLERANCE:
+            raise ExportError(
+                f"the ONNX export differs from Keras by {difference:.2e} (at most {TOLERANCE:g})"
+            )
+        digest = sha256_file(path)
+    entry = export_entry(directory / ONNX_FILE, digest, difference, "PublicTest (and mirrored)", len(inputs))
+    write_card(directory, {**loaded.card, "export": entry})
+    return load_model(directory)

@@ -182,8 +182,18 @@ DIRECT_CALL_MAX = 512
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+ONNX_BATCH = 1024  # faces per onnxruntime call: past this, larger calls buy nothing and cost memory
+
+
 def run_model(model, inputs: np.ndarray) -> np.ndarray:
-    """The model's outputs float32 (N, 7) for float32 inputs (N, H, W), in as few calls as it can."""
+    """The outputs float32 (N, 7) of a Keras model or its ONNX export (an :class:`OnnxModel`) for
+    float32 inputs (N, H, W), in as few calls as it can."""
+    from fer_core.export import OnnxModel
+
+    if isinstance(model, OnnxModel):
+        if len(inputs) == 0:
+            return np.empty((0, len(EMOTIONS)), np.float32)
+        return np.concatenate([model(inputs[i : i + ONNX_BATCH]) for i in range(0, len(inputs), ONNX_BATCH)])
     import tensorflow as tf
 
     if len(inputs) > DIRECT_CALL_MAX:
@@ -212,7 +222,7 @@ def predict_faces(
         return np.empty((0, len(EMOTIONS)), np.float32)
     inputs = resize_faces(faces.astype(np.uint8), loaded.input_size)
     views = tta_views(inputs, loaded.tta if tta is None else tta)
-    outputs = run_model(loaded.model, np.concatenate(views).astype(np.float32))
+    outputs = run_model(loaded.predictor, np.concatenate(views).astype(np.float32))
     probabilities = outputs.reshape(len(views), len(inputs), -1).mean(axis=0)
     return loaded.calibration.apply(probabilities) if calibrated else probabilities
 

@@ -88,14 +88,35 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {index: float(weight) for index, weight in enumerate(weights)}
 
 
-def _dataset(faces: FaceSet, config: TrainConfig, training: bool):
+def _dataset(faces: FaceSet, config: TrainConfig, training: bool, soft: np.ndarray | None = None):
+    """Batches of (faces, targets): one-hot labels, followed by the teacher's softened probabilities
+    when distilling; with ``mixup``, training batches mix each face and its targets with another's."""
     import tensorflow as tf
 
-    data = tf.data.Dataset.from_tensor_slices((faces.images, faces.labels))
+    targets = np.eye(NUM_CLASSES, dtype=np.float32)[faces.labels]
+    if soft is not None:
+        targets = np.concatenate([targets, soft], axis=1)
+    data = tf.data.Dataset.from_tensor_slices((faces.images, targets))
     if training:
         data = data.shuffle(len(faces), seed=config.seed, reshuffle_each_iteration=True).repeat()
     data = data.batch(config.batch_size if training else 256, drop_remainder=training)
-    return data.map(lambda x, y: (x, tf.one_hot(y, NUM_CLASSES))).prefetch(tf.data.AUTOTUNE)
+    if training and config.mixup:
+        data = data.map(lambda x, y: _mixup(x, y, config.mixup), num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def _mixup(faces, targets, alpha: float):
+    """Mixup (Zhang et al. 2018): each face of the batch blended with a shuffled partner, its targets
+    alike, by a weight drawn from Beta(alpha, alpha) per face."""
+    import tensorflow as tf
+
+    count = tf.shape(faces)[0]
+    first, second = tf.random.gamma([count], alpha), tf.random.gamma([count], alpha)
+    weight = first / (first + second)
+    order = tf.random.shuffle(tf.range(count))
+    faces = tf.cast(faces, tf.float32)
+    mixed = weight[:, None, None] * faces + (1 - weight[:, None, None]) * tf.gather(faces, order)
+    return mixed, weight[:, None] * targets + (1 - weight[:, None]) * tf.gather(targets, order)
 
 
 def _optimizer(config: TrainConfig):
@@ -352,21 +373,33 @@ def train(
 
     keras.utils.set_random_seed(config.seed)
     train_faces, validation = _select_training(prepared, config)
+    soft = {"train": None, "validation": None}
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    if config.teacher:
+        from fer_core.distill import distillation_loss, soften, teacher_targets
+
+        found = teacher_targets(
+            config.teacher, {"train": train_faces.images, "validation": validation.images}, run_dir
+        )
+        soft = {name: soften(found[name], config.distill_temperature) for name in soft}
+        loss = distillation_loss(config.distill_temperature, config.distill_weight, config.label_smoothing)
     model = build_model(config)
     if config.init_from:
         _load_initial_weights(model, Path(config.init_from))
+    from fer_core.distill import label_accuracy
+
     model.compile(
         optimizer=_optimizer(config),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        loss=loss,
+        metrics=[keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")],
     )
     # A resumed run's clock continues from where the curves stopped.
     _repair_curves(run_dir / CURVES_FILE)
     started = time.monotonic() - _elapsed_so_far(run_dir / CURVES_FILE)
     if not _restore_finished(model, run_dir, config.steps):
         model.fit(
-            _dataset(train_faces, config, training=True),
-            validation_data=_dataset(validation, config, training=False),
+            _dataset(train_faces, config, training=True, soft=soft["train"]),
+            validation_data=_dataset(validation, config, training=False, soft=soft["validation"]),
             # StopOnRequest ends the run at exactly config.steps; epochs is only an upper bound, since a
             # stopped run's partial epoch counts as a whole one when it resumes.
             epochs=2 * config.epochs + 1,

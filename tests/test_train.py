@@ -134,3 +134,45 @@ def test_init_from_starts_with_a_saved_models_weights(sample, tmp_path):
     other = preset_config("fast", **{**TINY, "init_from": str(default_model_path())})
     with pytest.raises(ValueError, match="another architecture"):
         train(other, prepare(sample, other.preprocess), tmp_path / "mismatch")
+
+
+def test_soften_is_the_softmax_of_the_logits_over_the_temperature():
+    from fer_core.distill import soften
+
+    logits = np.random.default_rng(0).normal(0, 3, (5, 7)).astype(np.float32)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = np.exp(logits / 4) / np.exp(logits / 4).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(soften(probabilities, 4.0), expected, rtol=1e-4)
+    np.testing.assert_allclose(soften(probabilities, 1.0), probabilities, rtol=1e-4)
+
+
+def test_distillation_loss_is_zero_only_where_the_student_matches():
+    from fer_core.distill import distillation_loss, soften
+
+    teacher = np.array([[0.7, 0.05, 0.05, 0.1, 0.05, 0.03, 0.02]], np.float32)
+    targets = np.concatenate([np.eye(7, dtype=np.float32)[[0]], soften(teacher, 4.0)], axis=1)
+    loss = distillation_loss(4.0, weight=1.0)  # the teacher's term alone
+    assert float(np.asarray(loss(targets, teacher))[0]) == pytest.approx(0.0, abs=1e-5)
+    assert float(np.asarray(loss(targets, teacher[:, ::-1].copy()))[0]) > 0.1
+
+
+def test_distillation_with_mixup_and_erasing_trains_and_caches_the_teacher(sample, tmp_path):
+    from fer_core.artifacts import MODELS_DIR
+    from fer_core.distill import TARGETS_FILE
+
+    config = preset_config(
+        "fast",
+        **{**TINY, "teacher": str(MODELS_DIR / "fast"), "mixup": 0.2, "augment": "strong"},
+    )
+    assert "aug_erase" in {layer.name for layer in build_model(config).layers}
+    prepared = prepare(sample, config.preprocess)
+    run = tmp_path / "student"
+    result = train(config, prepared, run)
+    assert result.steps_done == config.steps
+    assert (run / TARGETS_FILE).is_file()
+    stored = np.load(run / TARGETS_FILE)
+    assert stored["train"].shape == (TINY["max_train_faces"], 7)
+    np.testing.assert_allclose(stored["train"].sum(axis=1), 1.0, atol=1e-4)
+    curves = read_curves(run)
+    assert curves["val_accuracy"].dropna().between(0, 1).all()
+    assert np.isfinite(curves["minibatch_loss"].dropna()).all()
