@@ -23,7 +23,15 @@ import numpy as np
 from fer_core.artifacts import load_model
 from fer_core.data import full_dataset_path, load_dataset
 from fer_core.emotions import FACE_SIZE
-from fer_core.faces import ALIGNMENTS, DEFAULT_ALIGNMENT, Detection, align_faces, detect_faces
+from fer_core.faces import (
+    ALIGNMENTS,
+    CONTEXT,
+    DEFAULT_ALIGNMENT,
+    Detection,
+    align_faces,
+    detect_faces,
+    face_in_context,
+)
 from fer_core.predict import predict_faces
 from fer_core.preprocess import resize_faces
 
@@ -55,11 +63,9 @@ def background(rng: np.random.Generator) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-CONTEXT = FACE_SIZE // 2  # pixels of continued surroundings on each side of the 48 x 48 face
-
-
-def place(face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float]]:
-    """A synthetic photo (480, 640) holding ``face`` scaled, turned and shifted; and the face's centre.
+def place(face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
+    """A synthetic photo (480, 640) holding ``face`` scaled, turned and shifted; the face's centre;
+    and the 2 x 3 transform from photo pixels to the pixels of the 48 x 48 face (the true crop).
 
     A real photo goes on past the part FER2013 cropped (hair, ears, neck): the face's edge pixels are
     carried outwards and faded into the background over half a face's width, rather than pasting a
@@ -69,12 +75,9 @@ def place(face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple
     angle = rng.uniform(-15, 15)
     reach = side * 0.75  # half the diagonal of the turned square, with a margin
     center = (rng.uniform(reach, WIDTH - reach), rng.uniform(reach, HEIGHT - reach))
-    extended = cv2.copyMakeBorder(face, *[CONTEXT] * 4, cv2.BORDER_REPLICATE)
-    full = FACE_SIZE + 2 * CONTEXT
-    # 1 on the face, falling linearly to 0 at the edge of the carried-on surroundings.
-    distance = np.minimum(np.arange(full), np.arange(full)[::-1]).astype(np.float32)
-    ramp = np.clip(distance / CONTEXT, 0, 1)
-    fade = np.minimum.outer(ramp, ramp)
+    extended, fade = face_in_context(face)
+    extended = extended.astype(np.uint8)
+    full = extended.shape[0]
     matrix = cv2.getRotationMatrix2D((full / 2, full / 2), angle, side / FACE_SIZE)
     matrix[:, 2] += np.array(center) - full / 2
     zoom = 4  # warp from an enlarged copy so that the photo is not blocky
@@ -85,7 +88,9 @@ def place(face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple
     mask = cv2.warpAffine(fade_big, matrix_big, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
     photo = background(rng).astype(np.float32)
     photo = photo * (1 - mask) + warped.astype(np.float32) * mask
-    return np.clip(photo, 0, 255).astype(np.uint8), center
+    # The face's own pixel (u, v) is pixel (u + CONTEXT, v + CONTEXT) of the extended face.
+    to_photo = np.vstack([matrix, [0, 0, 1]]) @ np.array([[1, 0, CONTEXT], [0, 1, CONTEXT], [0, 0, 1]])
+    return np.clip(photo, 0, 255).astype(np.uint8), center, np.linalg.inv(to_photo)[:2]
 
 
 def nearest(detections: list[Detection], center: tuple[float, float]) -> Detection | None:
@@ -130,7 +135,7 @@ def main() -> None:
     crops = {kind: [] for kind in [*kinds, "box stretched to a square"]}
     found = np.zeros(count, bool)
     for index, face in enumerate(faces):
-        photo, center = place(face, rng)
+        photo, center, _ = place(face, rng)
         detection = nearest(detect_faces(photo), center)
         if detection is None:
             for kind in crops:

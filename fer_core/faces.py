@@ -273,39 +273,71 @@ def whole_image_detection(image: np.ndarray) -> Detection:
     return Detection(((width - side) // 2, (height - side) // 2, side, side), 0.0)
 
 
-# Detector input for a 48 x 48 FER2013 face: enlarged 4x and padded into a canvas twice its side,
-# which is where RetinaFace finds them reliably (faces of ~190 px in a 384 px photo).
+# Detector input for a 48 x 48 FER2013 face: enlarged 4x in a canvas twice its side, which is where
+# RetinaFace finds them reliably (faces of ~190 px in a 384 px photo).
 FIT_SCALE, FIT_CANVAS = 4, 384
+CONTEXT = FACE_SIZE // 2  # pixels of carried-on surroundings on each side of a 48 x 48 face
+
+
+def face_in_context(face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A FER2013 face (48, 48) uint8 with its surroundings carried on, as a photo goes on past the
+    part FER2013 cropped (hair, ears, neck): the edge pixels are continued outwards by ``CONTEXT``
+    pixels on each side. Returns the (96, 96) float32 image and its (96, 96) opacity, 1 on the face
+    falling linearly to 0 at the outer edge, for blending into a background."""
+    import cv2
+
+    if face.shape != (FACE_SIZE, FACE_SIZE):
+        raise ValueError(f"expected a ({FACE_SIZE}, {FACE_SIZE}) face, got {face.shape}")
+    extended = cv2.copyMakeBorder(face, *[CONTEXT] * 4, cv2.BORDER_REPLICATE).astype(np.float32)
+    full = FACE_SIZE + 2 * CONTEXT
+    distance = np.minimum(np.arange(full), np.arange(full)[::-1]).astype(np.float32)
+    ramp = np.clip(distance / CONTEXT, 0, 1)
+    return extended, np.minimum.outer(ramp, ramp)
 
 
 def detect_in_fer_face(face: np.ndarray, detector: str = DEFAULT_DETECTOR) -> Detection | None:
-    """The detector's best face in one uint8 48 x 48 FER2013 face, in that face's own pixels."""
+    """The detector's best face in one uint8 48 x 48 FER2013 face, in that face's own pixels.
+
+    The face is shown to the detector as in a photo: enlarged, its surroundings carried on and faded
+    into a flat background of its median gray (a hard-edged square on a flat canvas is framed
+    differently by the detector than a face that goes on, as every face in a photo does).
+    """
     import cv2
 
-    side = FACE_SIZE * FIT_SCALE
-    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    extended, opacity = face_in_context(face)
+    blended = extended * opacity + float(np.median(face)) * (1 - opacity)
+    side = blended.shape[0] * FIT_SCALE
+    big = cv2.resize(np.clip(blended, 0, 255).astype(np.uint8), (side, side), interpolation=cv2.INTER_CUBIC)
     pad = (FIT_CANVAS - side) // 2
-    canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=int(np.median(face)))
+    canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad > 0 else big
     found = detect_faces(canvas, detector)
     if not found:
         return None
     best = max(found, key=lambda detection: detection.score)
     x, y, w, h = best.box
-    to_face = lambda values: (np.asarray(values, np.float32) - pad) / FIT_SCALE  # noqa: E731
+    offset = max(pad, 0) + CONTEXT * FIT_SCALE  # canvas pixels before the face's own first pixel
+    to_face = lambda values: (np.asarray(values, np.float32) - offset) / FIT_SCALE  # noqa: E731
     landmarks = None if best.landmarks is None else to_face(best.landmarks)
     box = tuple(float(v) for v in (*to_face([x, y]), w / FIT_SCALE, h / FIT_SCALE))
     return Detection(box, best.score, landmarks)
 
 
-def fit_framing(faces: np.ndarray, detector: str = DEFAULT_DETECTOR) -> tuple[Framing, int]:
-    """Learn the framing from uint8 FER2013 faces (N, 48, 48): the median landmark positions and box
-    centre and side over the faces where the detector found one. Returns it and how many were used."""
-    detections = [detect_in_fer_face(face, detector) for face in faces]
+def framing_from(detections: list[Detection | None]) -> tuple[Framing, int]:
+    """The framing from detections in the pixels of the FER2013 faces they were found in (None where
+    none was): the median landmark positions and box centre and side. Returns it and how many
+    detections it used."""
     found = [d for d in detections if d is not None and d.landmarks is not None]
     if not found:
-        raise ValueError(f"the {detector} detector found no face in {len(faces)} faces")
+        raise ValueError(f"no face with landmarks among {len(detections)} detections")
     landmarks = np.median(np.stack([d.landmarks for d in found]), axis=0)
     boxes = np.array([d.box for d in found], np.float64)
     centers = np.median(boxes[:, :2] + boxes[:, 2:] / 2, axis=0)
     side = float(np.median(boxes[:, 2:].mean(axis=1)))
     return Framing(landmarks.astype(np.float32), (float(centers[0]), float(centers[1])), side), len(found)
+
+
+def fit_framing(faces: np.ndarray, detector: str = DEFAULT_DETECTOR) -> tuple[Framing, int]:
+    """Learn the framing from uint8 FER2013 faces (N, 48, 48), each shown to the detector on its own
+    (:func:`detect_in_fer_face`). Returns it and how many faces it used."""
+    framing, used = framing_from([detect_in_fer_face(face, detector) for face in faces])
+    return framing, used
