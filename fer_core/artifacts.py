@@ -18,6 +18,7 @@ from fer_core.calibrate import Calibration
 from fer_core.config import TTA_MODES, TrainConfig
 from fer_core.data import PROJECT_ROOT
 from fer_core.emotions import EMOTIONS
+from fer_core.export import ONNX_FILE
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -214,9 +215,11 @@ def save_model(model, directory: str | Path, card: dict[str, Any]) -> Path:
         staged(directory / "README.md") as readme,
     ):
         model.save(weights)
-        card = {**card, "weights_sha256": sha256_file(weights)}
+        # New weights make any export of the old ones stale: the card names none until `export` runs.
+        card = {**{k: v for k, v in card.items() if k != "export"}, "weights_sha256": sha256_file(weights)}
         card_path.write_text(json.dumps(card, indent=1))
         readme.write_text(card_markdown(card))
+    (directory / ONNX_FILE).unlink(missing_ok=True)
     return directory
 
 
