@@ -1,4 +1,4 @@
-"""The command line: ``python -m fer_core stats|prepare|train|evaluate|ship|predict``."""
+"""The command line: ``python -m fer_core COMMAND``, one per capability (``--help`` lists them)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(train)
     train.add_argument("--out", required=True, help="run folder; an interrupted run there resumes")
     train.add_argument("--restart", action="store_true", help="discard an interrupted run in --out")
+
+    park = commands.add_parser(
+        "park",
+        help="copy an unfinished run's checkpoint, small enough to commit, to a folder where `train "
+        "--out FOLDER` (same settings) resumes it on another machine",
+    )
+    park.add_argument("run", help="the run folder (train's --out)")
+    park.add_argument("--out", required=True, help="folder to write, e.g. checkpoints/NAME")
 
     evaluate = commands.add_parser("evaluate", help="accuracy, per-emotion table, confusion matrix")
     _add_data_options(evaluate)
@@ -405,6 +413,14 @@ def cmd_ship(args) -> None:
     print(json.dumps({"model": str(loaded.path), "tta": loaded.tta, "accuracy": accuracy}))
 
 
+def cmd_park(args) -> None:
+    from fer_core.train import park
+
+    parked = park(args.run, args.out)
+    size = sum(path.stat().st_size for path in Path(args.out).rglob("*") if path.is_file())
+    print(json.dumps({"run": args.run, "parked": str(parked), "megabytes": round(size / 1e6, 2)}))
+
+
 def cmd_export(args) -> None:
     from fer_core.pipeline import export_model
 
@@ -620,6 +636,7 @@ COMMANDS = {
     "stats": cmd_stats,
     "prepare": cmd_prepare,
     "train": cmd_train,
+    "park": cmd_park,
     "ship": cmd_ship,
     "evaluate": cmd_evaluate,
     "export": cmd_export,

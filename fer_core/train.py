@@ -23,6 +23,8 @@ from fer_core.preprocess import PreparedData
 CURVES_FILE = "curves.csv"
 BACKUP_DIR = "backup"  # the Keras checkpoint an interrupted run resumes from
 BEST_FILE = "best.weights.h5"
+PARKED_DIR = "parked"  # an unfinished run's checkpoint, small enough to commit (see :func:`park`)
+_BFLOAT16 = "fer_bfloat16"  # marks a parked optimizer array stored as bfloat16 bits
 CURVE_FIELDS = ("step", "minibatch_loss", "minibatch_accuracy", "val_loss", "val_accuracy", "elapsed_s")
 # Created in the run folder to ask a running job to stop after its current step; the run that
 # honours it removes it, so a stop pressed while the data still loads counts too.
@@ -307,8 +309,72 @@ def _restore_finished(model, run_dir: Path, steps: int) -> bool:
 
 
 def discard_checkpoint(run_dir: str | Path) -> None:
-    """Remove a finished run's checkpoint (once its model is saved)."""
-    shutil.rmtree(Path(run_dir) / BACKUP_DIR, ignore_errors=True)
+    """Remove a finished run's checkpoint, and its parked copy (once its model is saved)."""
+    for name in (BACKUP_DIR, PARKED_DIR):
+        shutil.rmtree(Path(run_dir) / name, ignore_errors=True)
+
+
+def _convert_weights(source: Path, target: Path, optimizer: str) -> None:
+    """Copy a Keras weights file, its optimizer's float arrays ``"shrunk"`` to bfloat16 (float32's range,
+    so Adam's tiny second moments do not flush to zero), ``"restored"`` to float32, or ``"dropped"``. The
+    model's own weights are copied exactly."""
+    import h5py
+    import ml_dtypes
+
+    with h5py.File(source, "r") as old, staged(target) as temporary, h5py.File(temporary, "w") as new:
+        new.attrs.update(dict(old.attrs))
+
+        def copy(name: str, item) -> None:
+            in_optimizer = name.split("/", 1)[0] == "optimizer"
+            if in_optimizer and optimizer == "dropped":
+                return
+            if isinstance(item, h5py.Group):
+                new.require_group(name).attrs.update(dict(item.attrs))
+                return
+            data, attributes = item[()], dict(item.attrs)
+            if in_optimizer and optimizer == "shrunk" and getattr(data, "dtype", None) == np.float32:
+                data = data.astype(ml_dtypes.bfloat16).view(np.uint16)  # h5py stores no bfloat16
+                attributes[_BFLOAT16] = True
+            elif attributes.pop(_BFLOAT16, False):
+                data = data.view(ml_dtypes.bfloat16).astype(np.float32)
+            new.create_dataset(name, data=data).attrs.update(attributes)
+
+        old.visititems(copy)
+
+
+def park(run_dir: str | Path, out: str | Path) -> Path:
+    """Copy an unfinished run to ``out`` so that it outlives this machine: its settings, curves and last
+    checkpoint, the optimizer's moments in bfloat16 (the model's weights exact: about 60% of the Keras
+    backup), and its best weights. ``train`` with the same settings and ``out`` as its run
+    folder resumes from there."""
+    run_dir, out = Path(run_dir), Path(out)
+    backup = run_dir / BACKUP_DIR
+    if not (backup / "latest.weights.h5").exists():
+        raise ValueError(f"{run_dir} holds no checkpoint to park (it has not reached its first epoch)")
+    parked = out / PARKED_DIR
+    parked.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", CURVES_FILE):
+        if (run_dir / name).exists() and (run_dir / name).resolve() != (out / name).resolve():
+            shutil.copyfile(run_dir / name, out / name)
+    _convert_weights(backup / "latest.weights.h5", parked / "latest.weights.h5", "shrunk")
+    shutil.copyfile(backup / "training_metadata.json", parked / "training_metadata.json")
+    if (run_dir / BEST_FILE).exists():
+        _convert_weights(run_dir / BEST_FILE, parked / BEST_FILE, "dropped")
+    return parked
+
+
+def _unpark(run_dir: Path) -> None:
+    """Turn a parked run back into the checkpoint ``fit`` resumes from (float32 again)."""
+    parked = run_dir / PARKED_DIR
+    backup = run_dir / BACKUP_DIR
+    staging = run_dir / f".{BACKUP_DIR}-unparking"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    _convert_weights(parked / "latest.weights.h5", staging / "latest.weights.h5", "restored")
+    shutil.copyfile(parked / "training_metadata.json", staging / "training_metadata.json")
+    if (parked / BEST_FILE).exists() and not (run_dir / BEST_FILE).exists():
+        shutil.copyfile(parked / BEST_FILE, run_dir / BEST_FILE)
+    os.replace(staging, backup)
 
 
 def read_curves(run_dir: str | Path):
@@ -356,10 +422,12 @@ def train(
         raise ValueError(f"data prepared with {prepared.config}, but the run needs {config.preprocess}")
     run_dir = Path(run_dir)
     if restart:
-        for name in (BACKUP_DIR, CURVES_FILE, BEST_FILE):
+        for name in (BACKUP_DIR, PARKED_DIR, CURVES_FILE, BEST_FILE):
             path = run_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / BACKUP_DIR).exists() and (run_dir / PARKED_DIR).exists():
+        _unpark(run_dir)  # a run parked on another machine resumes here
     saved = run_dir / "config.json"
     if saved.exists() and (run_dir / BACKUP_DIR).exists():
         previous = TrainConfig.from_dict(json.loads(saved.read_text()))

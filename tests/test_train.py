@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from fer_core.cli import main as cli_main
 from fer_core.config import TrainConfig
 from fer_core.data import load_dataset
 from fer_core.models import PRESETS, build_model, preset_config
 from fer_core.preprocess import prepare
-from fer_core.train import STOP_FILE, class_weights, read_curves, train
+from fer_core.train import STOP_FILE, class_weights, park, read_curves, train
 
 TINY = {"steps": 60, "eval_every": 20, "batch_size": 16, "max_train_faces": 400}
 
@@ -108,6 +109,53 @@ def test_interrupted_run_resumes_where_it_stopped(sample, tmp_path):
 
     with pytest.raises(ValueError, match="prepared with"):
         train(preset_config("fast", **TINY), prepared, tmp_path / "other")
+
+
+def test_a_parked_run_resumes_elsewhere_from_its_smaller_checkpoint(sample, tmp_path, capsys):
+    import h5py
+
+    config = preset_config("fast", **TINY)
+    prepared = prepare(sample, config.preprocess)
+    run, parked_run = tmp_path / "run", tmp_path / "parked-run"
+
+    def stop_after_first_evaluation(progress):
+        if progress.val_accuracy is not None:
+            (run / STOP_FILE).touch()
+
+    first = train(config, prepared, run, progress=stop_after_first_evaluation)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        park(tmp_path / "nothing", parked_run)
+    parked = park(run, parked_run)
+    assert cli_main(["park", str(run), "--out", str(tmp_path / "by-cli")]) == 0
+    assert json.loads(capsys.readouterr().out)["megabytes"] > 0
+    assert cli_main(["park", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+    assert sorted(p.name for p in parked_run.iterdir()) == ["config.json", "curves.csv", "parked"]
+
+    with (
+        h5py.File(run / "backup" / "latest.weights.h5") as full,
+        h5py.File(parked / "latest.weights.h5") as small,
+    ):
+        names = []
+        full.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        moments = [n for n in names if n.startswith("optimizer") and full[n].shape and full[n].size > 1]
+        assert moments, "AdamW's moments are in the checkpoint"
+        for name in names:
+            if name in moments:
+                assert small[name].dtype == np.uint16  # bfloat16 bits
+            else:
+                assert np.array_equal(small[name][()], full[name][()]), name
+    assert (parked / "latest.weights.h5").stat().st_size < 0.75 * (
+        run / "backup" / "latest.weights.h5"
+    ).stat().st_size
+    with h5py.File(parked / "best.weights.h5") as best:
+        assert "optimizer" not in best
+
+    steps_seen = []
+    resumed = train(config, prepared, parked_run, progress=lambda progress: steps_seen.append(progress.step))
+    assert resumed.steps_done == config.steps and not resumed.stopped
+    assert min(steps_seen) > first.steps_done  # it went on from the parked step, not from the start
+    assert read_curves(parked_run)["step"].max() == config.steps
+    assert not (parked_run / "parked").exists() and not (parked_run / "backup").exists()
 
 
 def test_init_from_starts_with_a_saved_models_weights(sample, tmp_path):
