@@ -24,11 +24,12 @@ setup-dev: $(VENV)/.installed-dev
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-# The stats command fills the shipped sample's Parquet cache (once: later runs find it), so that even
-# a first server shows Home without waiting for Spark.
+# The stats command fills the shipped sample's Parquet cache and, the first time on a machine, leaves
+# the JVM's class archive that halves Spark's start (once: later runs find both). `serve` is
+# `streamlit run streamlit_app.py` that starts Spark, the data and TensorFlow with the server.
 app: setup
 	$(PYTHON) -m fer_core stats > /dev/null
-	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+	$(PYTHON) -m fer_core serve --port $(PORT)
 
 test: setup-dev browser
 	$(PYTHON) -m pytest

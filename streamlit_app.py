@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import streamlit as st
 
@@ -24,25 +25,27 @@ def home() -> None:
     model_column, data_column = st.columns(2)
     with model_column:
         st.subheader("Model in use")
-        loaded = ui.get_model(st.session_state.get("model_path") or default_model_path())
-        if loaded:
-            card = loaded.card
-            accuracy = loaded.accuracy("PrivateTest")
+        # The card (its weights checked) says all Home shows: no wait for TensorFlow here.
+        path = Path(st.session_state.get("model_path") or default_model_path())
+        card = ui.get_card(path)
+        if card:
+            accuracy = card.get("metrics", {}).get("PrivateTest", {}).get("accuracy")
+            tta = card["preprocessing"].get("tta", "none")
             created = dt.datetime.fromisoformat(card["created"]).strftime("%d %b %Y")
             st.metric(
                 "PrivateTest accuracy",
                 f"{accuracy:.1%}" if accuracy is not None else "n/a",
-                help=f"Measured with this model's test-time augmentation: {ui.TTA_LABELS[loaded.tta]}",
+                help=f"Measured with this model's test-time augmentation: {ui.TTA_LABELS[tta]}",
             )
             members = card["training"].get("members")
             st.markdown(
-                f"**{ui.model_label(loaded.path)}**  \npreset `{card['preset']}`, "
+                f"**{ui.model_label(path)}**  \npreset `{card['preset']}`, "
                 f"{card['preprocessing']['input_size']} x {card['preprocessing']['input_size']} input, "
                 f"trained {created} on `{card['data']['source']}` "
                 f"({card['training']['steps']:,} steps, {card['training']['seconds']:.0f} s "
                 f"on {card['training']['machine']})"
                 + (f"; an ensemble of {len(members)} networks" if members else "")
-                + f"; test-time augmentation: {ui.TTA_LABELS[loaded.tta].lower()}"
+                + f"; test-time augmentation: {ui.TTA_LABELS[tta].lower()}"
             )
     with data_column:
         st.subheader("Data in use")

@@ -1,18 +1,22 @@
 """How long a fresh dashboard server makes its first visitor wait, measured in a real browser.
 
-    python -m bench.startup [--runs N] [--server streamlit_app.py]
+    python -m bench.startup [--runs N] [--launchers serve,streamlit] [--no-cold]
 
-Each run starts ``streamlit run`` on a loopback port (a new server process: nothing cached in memory,
-no SparkSession, TensorFlow not imported), opens Home in Debian's Chromium as soon as the server
-answers its health check, and times:
+Each run starts a new server on a loopback port, as ``make app`` does (``python -m fer_core serve``:
+Spark, the default data and TensorFlow start loading with the process) or with a bare ``streamlit
+run streamlit_app.py`` (they start at the first request), so nothing is in memory: no SparkSession,
+TensorFlow not imported. It opens Home in Debian's Chromium as soon as the server answers its health
+check, and times:
 
 - Home complete: from the first request until Home shows the model in use and the data in use;
 - Dataset chart: from the click on Dataset in the navigation until its first chart is drawn;
 - /evaluate first: on another fresh server, a bookmarked /evaluate as the very first request, until
   the app's own navigation and the Evaluate page's first chart are drawn.
 
-Two cache states: the shipped sample's Parquet cache already on disk (any earlier run of the app or
-the CLI made it), and an empty cache (the data must go through Spark first).
+Cache states: the shipped sample's Parquet cache and the JVM's class archive on disk (what ``make
+app`` leaves before it starts the server), an empty data cache (the data must go through Spark
+first), and nothing at all on disk (no class archive either: the JVM loads Spark's classes from the
+jars).
 """
 
 from __future__ import annotations
@@ -43,16 +47,19 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def fresh_server(env: dict[str, str], script: str = "streamlit_app.py") -> Iterator[str]:
-    """A new ``streamlit run`` process on a free loopback port; yields its URL once it is healthy."""
+def fresh_server(env: dict[str, str], launcher: str = "serve") -> Iterator[str]:
+    """A new server process on a free loopback port, started as ``make app`` does (``python -m fer_core
+    serve``) or with a bare ``streamlit run streamlit_app.py``; yields its URL once it is healthy."""
     port = _free_port()
     log_path = Path(tempfile.gettempdir()) / f"streamlit-{port}.log"
+    if launcher == "serve":
+        command = [sys.executable, "-m", "fer_core", "serve", "--port", str(port)]
+    else:
+        command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port",
+                   str(port)]  # fmt: skip
+    command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / script), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -134,44 +141,55 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=3, help="fresh servers per cache state (3)")
-    parser.add_argument("--server", default="streamlit_app.py", help="the script `streamlit run` serves")
+    parser.add_argument(
+        "--launchers", default="serve,streamlit", help="serve (make app's), streamlit (a bare streamlit run)"
+    )
     parser.add_argument("--no-cold", action="store_true", help="skip the empty-cache runs")
     args = parser.parse_args()
 
-    from fer_core.data import load_dataset
-
-    load_dataset()  # the shipped sample's Parquet cache, as any earlier run of the app leaves it
+    # What `make app` does before its server starts: the sample's Parquet cache and the JVM's class
+    # archive, which the first command line run on a machine leaves behind.
+    subprocess.run([sys.executable, "-m", "fer_core", "stats"], cwd=ROOT, check=True, capture_output=True)
     base = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    states = [("data cached", False, True)]
+    if not args.no_cold:
+        states += [("empty data cache", True, True), ("empty cache, no JVM archive", True, False)]
     rows = []
     with browser() as chromium:
-        states = [("Parquet cache on disk", None)] + ([] if args.no_cold else [("empty cache", "cold")])
-        for state, cold in states:
-            homes, datasets, evaluates = [], [], []
-            for _ in range(args.runs):
-                with contextlib.ExitStack() as stack:
-                    env = dict(base)
-                    if cold:
-                        env["FER_CACHE_DIR"] = stack.enter_context(tempfile.TemporaryDirectory())
-                    with fresh_server(env, args.server) as url:
-                        home, dataset = time_home_then_dataset(chromium, url)
-                    if cold:
-                        env["FER_CACHE_DIR"] = stack.enter_context(tempfile.TemporaryDirectory())
-                    with fresh_server(env, args.server) as url:
-                        evaluate = time_bookmarked_page(chromium, url)
-                homes.append(home)
-                datasets.append(dataset)
-                evaluates.append(evaluate)
-            rows.append((state, homes, datasets, evaluates))
+        for launcher in args.launchers.split(","):
+            for state, cold, archive in states:
+                homes, datasets, evaluates = [], [], []
+                for _ in range(args.runs):
+                    with contextlib.ExitStack() as stack:
+                        env = dict(base)
+                        if not archive:
+                            env["FER_SPARK_CLASS_ARCHIVE_DIR"] = stack.enter_context(
+                                tempfile.TemporaryDirectory()
+                            )
+                        if cold:
+                            env["FER_CACHE_DIR"] = stack.enter_context(tempfile.TemporaryDirectory())
+                        with fresh_server(env, launcher) as url:
+                            home, dataset = time_home_then_dataset(chromium, url)
+                        if cold:
+                            env["FER_CACHE_DIR"] = stack.enter_context(tempfile.TemporaryDirectory())
+                        with fresh_server(env, launcher) as url:
+                            evaluate = time_bookmarked_page(chromium, url)
+                    homes.append(home)
+                    datasets.append(dataset)
+                    evaluates.append(evaluate)
+                rows.append((launcher, state, homes, datasets, evaluates))
 
+    load = os.getloadavg()[0]
     print(
-        f"fresh `streamlit run {args.server}` servers, {args.runs} per cache state, {os.cpu_count()} cores\n"
+        f"fresh servers, {args.runs} per launcher and cache state, {os.cpu_count()} cores, load {load:.1f}\n"
     )
-    print(f"{'cache':<24}{'Home complete s':>18}{'then Dataset chart s':>22}{'/evaluate first s':>19}")
-    for state, homes, datasets, evaluates in rows:
+    header = f"{'launcher':<11}{'cache':<29}{'Home complete s':>18}{'then Dataset chart s':>22}"
+    print(header + f"{'/evaluate first s':>19}")
+    for launcher, state, homes, datasets, evaluates in rows:
         cells = [
             f"{statistics.median(v):5.1f} ({min(v):.1f}-{max(v):.1f})" for v in (homes, datasets, evaluates)
         ]
-        print(f"{state:<24}{cells[0]:>18}{cells[1]:>22}{cells[2]:>19}")
+        print(f"{launcher:<11}{state:<29}{cells[0]:>18}{cells[1]:>22}{cells[2]:>19}")
     print("\nmedian (min-max); Home complete counts from the first request to a server that just came up.")
 
 

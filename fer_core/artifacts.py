@@ -398,6 +398,20 @@ def read_card(directory: str | Path) -> dict[str, Any]:
     return card
 
 
+def verified_card(directory: str | Path) -> dict[str, Any]:
+    """The card of a model folder whose weights file is the one the card names (its sha256), checked
+    without TensorFlow: what a page that only describes the model needs."""
+    directory = Path(directory)
+    card = read_card(directory)
+    weights = directory / MODEL_FILE
+    if sha256_file(weights) != card["weights_sha256"]:
+        raise ModelError(f"{weights} does not match the sha256 in its card: the file was changed")
+    # Keras says "File not found" for a file that exists but is not a zip archive.
+    if not zipfile.is_zipfile(weights):
+        raise ModelError(f"{weights} is damaged: it is not a Keras model file (a zip archive)")
+    return card
+
+
 def load_model(directory: str | Path | None = None, *, fast: bool = True) -> LoadedModel:
     """Load a model folder, refusing one whose weights, labels or input size do not match its card.
 
@@ -406,13 +420,8 @@ def load_model(directory: str | Path | None = None, *, fast: bool = True) -> Loa
     import keras
 
     directory = Path(directory or default_model_path())
-    card = read_card(directory)
+    card = verified_card(directory)
     weights = directory / MODEL_FILE
-    if sha256_file(weights) != card["weights_sha256"]:
-        raise ModelError(f"{weights} does not match the sha256 in its card: the file was changed")
-    # Keras says "File not found" for a file that exists but is not a zip archive.
-    if not zipfile.is_zipfile(weights):
-        raise ModelError(f"{weights} is damaged: it is not a Keras model file (a zip archive)")
     try:
         model = keras.models.load_model(weights, compile=False)
     except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as error:

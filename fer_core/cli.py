@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder; an interrupted run there resumes")
     train.add_argument("--restart", action="store_true", help="discard an interrupted run in --out")
 
+    serve = commands.add_parser(
+        "serve",
+        help="start the dashboard (what `make app` runs): Spark, the default data and TensorFlow begin "
+        "loading at server start, in the background",
+        epilog="Other options go to `streamlit run`, e.g. --server.address 127.0.0.1 --server.headless true",
+    )
+    serve.add_argument("--port", type=int, default=8501, help="port to listen on (8501)")
+
     park = commands.add_parser(
         "park",
         help="copy an unfinished run's checkpoint, small enough to commit, to a folder where `train "
@@ -413,6 +421,12 @@ def cmd_ship(args) -> None:
     print(json.dumps({"model": str(loaded.path), "tta": loaded.tta, "accuracy": accuracy}))
 
 
+def cmd_serve(args) -> None:
+    from fer_core.launch import serve
+
+    serve(args.port, args.streamlit_options)
+
+
 def cmd_park(args) -> None:
     from fer_core.train import park
 
@@ -637,6 +651,7 @@ COMMANDS = {
     "prepare": cmd_prepare,
     "train": cmd_train,
     "park": cmd_park,
+    "serve": cmd_serve,
     "ship": cmd_ship,
     "evaluate": cmd_evaluate,
     "export": cmd_export,
@@ -648,11 +663,17 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "serve":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.streamlit_options = extra  # serve hands them to `streamlit run`
     from pyspark.errors import PySparkException
 
-    from fer_core.spark import error_summary
+    from fer_core.spark import error_summary, record_class_archive
 
+    if args.command != "serve":  # a server's JVM lives on: it uses the archive, never writes it
+        record_class_archive()  # the first command on a machine leaves the JVM's class archive
     try:
         COMMANDS[args.command](args)
     except PySparkException as error:  # before ValueError: some are both, and say why only deep down

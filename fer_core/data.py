@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -499,8 +500,11 @@ def load_dataset(
     key = cache_key_for("faces", READER_VERSION, digest, asdict(split_config))
     parquet = cache_dir() / f"faces-{key}.parquet"
     summary_path = cache_dir() / f"faces-{key}.json"
-    if not (use_cache and summary_path.is_file() and parquet.exists()):
-        _run_read(path, split_config, spark_master, parquet, summary_path)
+    # One read per cache entry at a time in this process: a page asking while the server's warm-up
+    # reads the same data waits for that read and then finds it cached, rather than racing it.
+    with _read_locks.setdefault(str(parquet), threading.Lock()):
+        if not (use_cache and summary_path.is_file() and parquet.exists()):
+            _run_read(path, split_config, spark_master, parquet, summary_path)
     summary = json.loads(summary_path.read_text())
     if rejects_path:
         write_rejects(parquet, summary["rejects"], rejects_path)
@@ -515,6 +519,7 @@ def load_dataset(
     )
 
 
+_read_locks: dict[str, threading.Lock] = {}
 # The cache's columns: faces have a split (reason null), rejects a reason and their line.
 CACHE_COLUMNS = ("split", "label", "pixels", "reason", "line")
 

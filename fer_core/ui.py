@@ -23,8 +23,10 @@ from fer_core.artifacts import (
     list_models,
     load_model,
     read_card,
+    verified_card,
 )
 from fer_core.data import DataError, Dataset, default_source, full_dataset_path, load_dataset
+from fer_core.launch import start_spark_quietly
 from fer_core.server import (
     AccessError,
     allowed_data_path,
@@ -33,7 +35,7 @@ from fer_core.server import (
     public_message,
     save_upload,
 )
-from fer_core.spark import error_summary, get_spark, resolve_master
+from fer_core.spark import error_summary, resolve_master
 
 DATA_CHOICE = "data_choice"
 SAMPLE, FULL, UPLOAD, PATH = "Shipped sample", "Full FER2013", "Upload a CSV", "Path on the server"
@@ -155,6 +157,21 @@ def _model(path: str, stamp: float) -> LoadedModel:
     return load_model(path)
 
 
+@st.cache_data(show_spinner=False, max_entries=12)
+def _card(path: str, stamp: float) -> dict:
+    return verified_card(path)
+
+
+def get_card(path: str | Path) -> dict | None:
+    """A model folder's card, its weights checked against it, without loading TensorFlow (for pages
+    that describe a model); None with a message on the page if the folder is refused."""
+    try:
+        return _card(str(path), _stamp(Path(path) / "model.keras"))
+    except (ModelError, OSError) as error:
+        st.error(f"This model cannot be used: {public_message(str(error))}. Pick another model.")
+        return None
+
+
 def get_model(path: str | Path) -> LoadedModel | None:
     """A model folder, loaded once per server; None with a message on the page if it is refused."""
     try:
@@ -184,17 +201,14 @@ def _warm_up_thread(model_path: str, data_path: str, spark_master: str) -> threa
 
 def _warm_up(model_path: str, data_path: str, spark_master: str) -> None:
     # Failures are left for the pages to report: they call the same cached functions, which raise
-    # again there with a message for the visitor (a failed call is not cached).
-    with contextlib.suppress(ModelError, OSError):
-        _model(model_path, _stamp(Path(model_path) / "model.keras"))
+    # again there with a message for the visitor (a failed call is not cached). The data comes first:
+    # Home needs it (and the model's card, not the model); on an empty cache it is a Spark read, which
+    # TensorFlow's import would slow down on a small machine.
     with contextlib.suppress(DataError, PySparkException, Py4JError, OSError):
         _dataset(data_path, spark_master, _stamp(data_path))
-    # The JVM takes a core for ten seconds or more as it starts: let it yield to the pages being
-    # drawn. On Linux the nice value is per thread and the JVM, launched from this one, inherits it.
-    with contextlib.suppress(OSError):
-        os.nice(10)
-    with contextlib.suppress(PySparkException, Py4JError, OSError, RuntimeError):
-        get_spark(spark_master)
+    with contextlib.suppress(ModelError, OSError):
+        _model(model_path, _stamp(Path(model_path) / "model.keras"))
+    start_spark_quietly(spark_master)
 
 
 def model_label(path: Path) -> str:

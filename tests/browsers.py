@@ -29,14 +29,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(log_path: Path, start_timeout_s: float = 90) -> Iterator[str]:
-    """A new ``streamlit run`` of the dashboard on a free loopback port; yields its URL."""
+def streamlit_server(
+    log_path: Path, start_timeout_s: float = 90, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A new dashboard server, started as ``make app`` starts it (``python -m fer_core serve``, which is
+    ``streamlit run streamlit_app.py`` with a warm-up), on a free loopback port; yields its URL."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            [sys.executable, "-m", "fer_core", "serve", "--port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + start_timeout_s
