@@ -4,4 +4,4 @@ import sys
 
 from fer_core.cli import main
 
-sys.exit(main())
+sys.exit(main(record_archive=True))

@@ -661,7 +661,9 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, record_archive: bool = False) -> int:
+    """Run one command; ``record_archive`` (a ``python -m fer_core`` process) lets the JVM it starts
+    leave the class-data-sharing archive as it exits, if there is none yet."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -672,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from fer_core.spark import error_summary, record_class_archive
 
-    if args.command != "serve":  # a server's JVM lives on: it uses the archive, never writes it
+    if args.command != "serve" and record_archive:  # a server's JVM lives on: it only uses the archive
         record_class_archive()  # the first command on a machine leaves the JVM's class archive
     try:
         COMMANDS[args.command](args)
