@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.photo_path import nearest, place
 from fer_core.data import full_dataset_path, load_dataset
 from fer_core.faces import (
     DEFAULT_DETECTOR,
@@ -33,6 +32,7 @@ from fer_core.faces import (
     fit_framing,
     framing_from,
 )
+from fer_core.synthetic import nearest, place
 
 
 def in_face_pixels(detection: Detection, to_face: np.ndarray) -> Detection:

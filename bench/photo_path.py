@@ -17,91 +17,15 @@ import argparse
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from fer_core.artifacts import load_model
 from fer_core.data import full_dataset_path, load_dataset
 from fer_core.emotions import FACE_SIZE
-from fer_core.faces import (
-    ALIGNMENTS,
-    CONTEXT,
-    DEFAULT_ALIGNMENT,
-    Detection,
-    align_faces,
-    detect_faces,
-    face_in_context,
-)
+from fer_core.faces import ALIGNMENTS, DEFAULT_ALIGNMENT, Detection, align_faces, detect_faces
 from fer_core.predict import predict_faces
 from fer_core.preprocess import resize_faces
-
-WIDTH, HEIGHT = 640, 480
-
-
-def background(rng: np.random.Generator) -> np.ndarray:
-    """A gray (480, 640) uint8 background of one of four kinds."""
-    kind = rng.integers(4)
-    if kind == 0:  # smooth blotches
-        small = rng.integers(0, 256, (6, 8)).astype(np.float32)
-        image = cv2.resize(small, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
-    elif kind == 1:  # a gradient at a random angle
-        angle = rng.uniform(0, 2 * np.pi)
-        x, y = np.meshgrid(np.linspace(-1, 1, WIDTH), np.linspace(-1, 1, HEIGHT))
-        image = 128 + 100 * (np.cos(angle) * x + np.sin(angle) * y) / np.sqrt(2)
-    elif kind == 2:  # flat with sensor-like noise
-        image = np.full((HEIGHT, WIDTH), rng.uniform(30, 225)) + rng.normal(0, 12, (HEIGHT, WIDTH))
-    else:  # clutter: rectangles and lines of random grays
-        image = np.full((HEIGHT, WIDTH), rng.uniform(60, 200), np.float32)
-        for _ in range(25):
-            x0, y0 = int(rng.integers(0, WIDTH)), int(rng.integers(0, HEIGHT))
-            x1, y1 = x0 + int(rng.integers(-150, 150)), y0 + int(rng.integers(-150, 150))
-            shade = float(rng.uniform(0, 255))
-            if rng.random() < 0.5:
-                cv2.rectangle(image, (x0, y0), (x1, y1), shade, -1)
-            else:
-                cv2.line(image, (x0, y0), (x1, y1), shade, int(rng.integers(1, 8)))
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def place(face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
-    """A synthetic photo (480, 640) holding ``face`` scaled, turned and shifted; the face's centre;
-    and the 2 x 3 transform from photo pixels to the pixels of the 48 x 48 face (the true crop).
-
-    A real photo goes on past the part FER2013 cropped (hair, ears, neck): the face's edge pixels are
-    carried outwards and faded into the background over half a face's width, rather than pasting a
-    hard-edged square that no real photo has.
-    """
-    side = rng.uniform(96, 220)
-    angle = rng.uniform(-15, 15)
-    reach = side * 0.75  # half the diagonal of the turned square, with a margin
-    center = (rng.uniform(reach, WIDTH - reach), rng.uniform(reach, HEIGHT - reach))
-    extended, fade = face_in_context(face)
-    extended = extended.astype(np.uint8)
-    full = extended.shape[0]
-    matrix = cv2.getRotationMatrix2D((full / 2, full / 2), angle, side / FACE_SIZE)
-    matrix[:, 2] += np.array(center) - full / 2
-    zoom = 4  # warp from an enlarged copy so that the photo is not blocky
-    big = cv2.resize(extended, (full * zoom, full * zoom), interpolation=cv2.INTER_CUBIC)
-    fade_big = cv2.resize(fade, (full * zoom, full * zoom), interpolation=cv2.INTER_LINEAR)
-    matrix_big = matrix @ np.diag([1 / zoom, 1 / zoom, 1.0])
-    warped = cv2.warpAffine(big, matrix_big, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
-    mask = cv2.warpAffine(fade_big, matrix_big, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
-    photo = background(rng).astype(np.float32)
-    photo = photo * (1 - mask) + warped.astype(np.float32) * mask
-    # The face's own pixel (u, v) is pixel (u + CONTEXT, v + CONTEXT) of the extended face.
-    to_photo = np.vstack([matrix, [0, 0, 1]]) @ np.array([[1, 0, CONTEXT], [0, 1, CONTEXT], [0, 0, 1]])
-    return np.clip(photo, 0, 255).astype(np.uint8), center, np.linalg.inv(to_photo)[:2]
-
-
-def nearest(detections: list[Detection], center: tuple[float, float]) -> Detection | None:
-    """The detection whose box centre is closest to where the face was put (None if none is near)."""
-    best, distance = None, np.inf
-    for detection in detections:
-        x, y, w, h = detection.box
-        gap = np.hypot(x + w / 2 - center[0], y + h / 2 - center[1])
-        if gap < distance and gap < max(w, h):
-            best, distance = detection, gap
-    return best
+from fer_core.synthetic import nearest, place
 
 
 def stretched_box_crop(gray: np.ndarray, detection: Detection) -> np.ndarray:

@@ -49,7 +49,9 @@ class Parser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
         parsed, extras = self.parse_known_args(args, namespace)
-        if extras:  # argparse reports them from the top parser; point at the subcommand's --help
+        if getattr(parsed, "command", None) == "serve":
+            parsed.streamlit_options = extras  # serve hands them to `streamlit run`
+        elif extras:  # argparse reports them from the top parser; point at the subcommand's --help
             owner = self.subcommands.get(getattr(parsed, "command", None), self)
             owner.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed
@@ -665,11 +667,7 @@ def main(argv: list[str] | None = None, *, record_archive: bool = False) -> int:
     """Run one command; ``record_archive`` (a ``python -m fer_core`` process) lets the JVM it starts
     leave the class-data-sharing archive as it exits, if there is none yet."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "serve":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.streamlit_options = extra  # serve hands them to `streamlit run`
+    args = build_parser().parse_args(argv)
     from pyspark.errors import PySparkException
 
     from fer_core.spark import error_summary, record_class_archive

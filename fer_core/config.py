@@ -53,6 +53,9 @@ class TrainConfig:
     max_train_faces: int = 0  # 0 = all; a small number makes a quick demo or test run
     init_from: str = ""  # a model folder whose weights start the run (same preset and sizes)
     mixup: float = 0.0  # Beta(a, a) of mixup between the faces of a batch (and their targets); 0 = off
+    # Training faces also shown as the photo path frames them (fer_core.synthetic): this many placed in
+    # synthetic photos, found by the detector and aligned, added to the training faces; 0 = off
+    photo_crops: int = 0
     # knowledge distillation (fer_core.distill): a model folder whose probabilities are extra targets
     teacher: str = ""
     distill_temperature: float = 4.0
@@ -83,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.photo_crops < 0:
+            raise ValueError(f"photo_crops must be 0 (off) or a number of faces, got {self.photo_crops}")
         if self.mixup < 0:
             raise ValueError(f"mixup must be 0 (off) or a positive Beta parameter, got {self.mixup}")
         if self.distill_temperature <= 0:

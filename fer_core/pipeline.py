@@ -21,11 +21,11 @@ from fer_core.artifacts import (
 )
 from fer_core.calibrate import fit_calibration
 from fer_core.config import TrainConfig
-from fer_core.data import Dataset, SplitConfig, load_dataset
+from fer_core.data import Dataset, FaceSet, SplitConfig, load_dataset
 from fer_core.emotions import SPLITS
 from fer_core.evaluate import Evaluation, evaluate
 from fer_core.predict import predict_faces, tta_views
-from fer_core.preprocess import prepare, resize_faces
+from fer_core.preprocess import prepare, preprocess_faces, resize_faces
 from fer_core.train import CURVES_FILE, ProgressHook, TrainResult, discard_checkpoint, train
 
 MODEL_SUBDIR = "model"
@@ -90,7 +90,15 @@ def train_model(
             read_card(folder)  # a missing or damaged start or teacher model fails now, not after Spark
     dataset = load_dataset(data, split_config=split_config, spark_master=spark_master)
     prepared = prepare(dataset, config.preprocess, spark_master=spark_master)
-    result = train(config, prepared, out, progress=progress, restart=restart, keep_checkpoint=True)
+    result = train(
+        config,
+        prepared,
+        out,
+        progress=progress,
+        restart=restart,
+        keep_checkpoint=True,
+        extra_training=_photo_crops(dataset, config),
+    )
     metrics, calibration = _measure(result.model, config, dataset, Path(out), SPLITS)
     own = {"steps": result.steps_done, "seconds": round(result.train_seconds, 1)}
     card = make_card(
@@ -116,6 +124,16 @@ def train_model(
     if not result.stopped:
         discard_checkpoint(out)
     return load_model(model_dir), result
+
+
+def _photo_crops(dataset: Dataset, config: TrainConfig) -> FaceSet | None:
+    """``config.photo_crops`` Training faces as the photo path frames them, prepared like the rest."""
+    if not config.photo_crops:
+        return None
+    from fer_core.synthetic import cached_photo_crops
+
+    crops = cached_photo_crops(dataset.splits["Training"], config.photo_crops, config.seed, dataset.cache_key)
+    return FaceSet(*preprocess_faces(crops.images, crops.labels, config.preprocess, training=True))
 
 
 def lineage(card: dict) -> list[dict]:

@@ -63,8 +63,10 @@ class TrainResult:
     run_dir: Path
 
 
-def _select_training(prepared: PreparedData, config: TrainConfig) -> tuple[FaceSet, FaceSet]:
-    """Training faces (capped by ``max_train_faces``) and the validation faces."""
+def _select_training(
+    prepared: PreparedData, config: TrainConfig, extra: FaceSet | None = None
+) -> tuple[FaceSet, FaceSet]:
+    """Training faces (capped by ``max_train_faces``, then ``extra`` added) and the validation faces."""
     rng = np.random.default_rng(config.seed)
     train = prepared.splits["Training"]
     if config.validation == "holdout":
@@ -79,6 +81,10 @@ def _select_training(prepared: PreparedData, config: TrainConfig) -> tuple[FaceS
         train = FaceSet(train.images[keep], train.labels[keep])
     if len(train) == 0 or len(validation) == 0:
         raise ValueError("training needs faces in the training and validation splits; this data has none")
+    if extra is not None and len(extra):
+        train = FaceSet(
+            np.concatenate([train.images, extra.images]), np.concatenate([train.labels, extra.labels])
+        )
     return train, validation
 
 
@@ -405,6 +411,7 @@ def train(
     progress: ProgressHook | None = None,
     restart: bool = False,
     keep_checkpoint: bool = False,
+    extra_training: FaceSet | None = None,
 ) -> TrainResult:
     """Train ``config`` on ``prepared`` in ``run_dir``; an interrupted run there resumes where it was.
 
@@ -412,7 +419,8 @@ def train(
     ``keep_best``, the best weights by validation accuracy (restored into the returned model). Every
     file is replaced only once completely written, so a process killed at any moment resumes from its
     last checkpoint. The finished run's checkpoint is removed unless ``keep_checkpoint`` (the caller
-    then removes it with :func:`discard_checkpoint` once the model is saved).
+    then removes it with :func:`discard_checkpoint` once the model is saved). ``extra_training``
+    (faces ready for the model, like ``prepared``'s) is added to the training faces.
     """
     import keras
 
@@ -440,7 +448,7 @@ def train(
         temporary.write_text(json.dumps(config.to_dict(), indent=1))
 
     keras.utils.set_random_seed(config.seed)
-    train_faces, validation = _select_training(prepared, config)
+    train_faces, validation = _select_training(prepared, config, extra_training)
     soft = {"train": None, "validation": None}
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     if config.teacher:
