@@ -98,6 +98,18 @@ with st.form("train_form"):
     )
     flip = c3.toggle("Flip copies", defaults.flip, key=key + "flip", help="the report's mirrored copies")
     rotation = c4.slider("Rotation copies (degrees)", 0.0, 30.0, defaults.rotation, 1.0, key=key + "rotation")
+    c1, c2, _, _ = st.columns(4)
+    photo_crops = c1.number_input(
+        "Faces framed as in photos",
+        0,
+        100_000,
+        defaults.photo_crops,
+        1000,
+        key=key + "photo_crops",
+        help="Training faces also placed in synthetic photos, found by the detector and aligned, as the "
+        "Predict page frames faces (0 = off; about 50 ms of detection a face, done once and cached)",
+    )
+    mixup = c2.slider("Mixup", 0.0, 1.0, defaults.mixup, 0.1, key=key + "mixup", help="Beta(a, a); 0 = off")
 
     st.markdown("**Optimisation**")
     c1, c2, c3, c4 = st.columns(4)
@@ -169,6 +181,8 @@ if submitted:
             class_weight=class_weight,
             validation=validation,
             max_train_faces=int(max_faces),
+            photo_crops=int(photo_crops),
+            mixup=mixup,
         )
         if choice.path is None:
             raise ValueError("choose a data source in the sidebar first")
