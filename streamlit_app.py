@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core import ui
-from fer_core.artifacts import default_model_path
+from fer_core.artifacts import card_accuracy, card_tta, default_model_path
 from fer_core.emotions import EMOTIONS
 
 
@@ -29,8 +29,7 @@ def home() -> None:
         path = Path(st.session_state.get("model_path") or default_model_path())
         card = ui.get_card(path)
         if card:
-            accuracy = card.get("metrics", {}).get("PrivateTest", {}).get("accuracy")
-            tta = card["preprocessing"].get("tta", "none")
+            accuracy, tta = card_accuracy(card, "PrivateTest"), card_tta(card)
             created = dt.datetime.fromisoformat(card["created"]).strftime("%d %b %Y")
             st.metric(
                 "PrivateTest accuracy",

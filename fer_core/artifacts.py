@@ -90,7 +90,7 @@ class LoadedModel:
     @property
     def tta(self) -> str:
         """The test-time augmentation the model predicts with unless told otherwise."""
-        return self.card["preprocessing"].get("tta", "none")
+        return card_tta(self.card)
 
     @property
     def calibration(self) -> Calibration:
@@ -102,8 +102,18 @@ class LoadedModel:
         return self.card.get("name") or self.path.name
 
     def accuracy(self, split: str = "PrivateTest") -> float | None:
-        metrics = self.card.get("metrics", {}).get(split)
-        return metrics["accuracy"] if metrics else None
+        return card_accuracy(self.card, split)
+
+
+def card_tta(card: dict[str, Any]) -> str:
+    """The test-time augmentation a model's card says it predicts with."""
+    return card["preprocessing"].get("tta", "none")
+
+
+def card_accuracy(card: dict[str, Any], split: str = "PrivateTest") -> float | None:
+    """The accuracy a model's card gives for ``split`` (None if it gives none)."""
+    metrics = card.get("metrics", {}).get(split)
+    return metrics["accuracy"] if metrics else None
 
 
 def runs_dir() -> Path:

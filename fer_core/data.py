@@ -482,6 +482,9 @@ def assign_splits(faces, config: SplitConfig):
     return faces.withColumn("split", F.coalesce(F.col("usage"), stratified))
 
 
+_read_locks: dict[str, threading.Lock] = {}  # one per cache entry being read (see load_dataset)
+
+
 def load_dataset(
     source: str | os.PathLike | None = None,
     *,
@@ -519,7 +522,6 @@ def load_dataset(
     )
 
 
-_read_locks: dict[str, threading.Lock] = {}
 # The cache's columns: faces have a split (reason null), rejects a reason and their line.
 CACHE_COLUMNS = ("split", "label", "pixels", "reason", "line")
 
