@@ -1,6 +1,7 @@
 """Choose test-time augmentation on PublicTest: accuracy and cost of each mode and crop shift.
 
     python -m bench.tta MODEL_DIR [MODEL_DIR ...] [--data PATH] [--split PublicTest] [--ensemble]
+        [--shifts 1,2,3,4]
 
 With ``--ensemble`` the models are also measured together, their probabilities averaged (what
 ``python -m fer_core ship`` saves as one ensemble model).
@@ -35,6 +36,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=full_dataset_path())
     parser.add_argument("--split", default="PublicTest")
     parser.add_argument("--ensemble", action="store_true", help="also the average of all the models")
+    parser.add_argument(
+        "--shifts",
+        type=lambda text: [int(value) for value in text.split(",")],
+        default=list(SHIFTS),
+        help="crop shifts in pixels (default: %(default)s)",
+    )
     args = parser.parse_args()
     if args.data is None:
         raise SystemExit("the full FER2013 is needed: set FER2013_CSV or pass --data")
@@ -42,7 +49,7 @@ def main() -> None:
 
     print(f"\n{args.split} of {args.data}: {len(faces):,} faces\n")
     print(f"{'model':<28}{'tta':<16}{'views':>6}{'accuracy':>10}{'mean recall':>13}{'seconds':>9}{'x':>7}")
-    modes = [("none", 0), ("flip", 0)] + [("crops", shift) for shift in SHIFTS]
+    modes = [("none", 0), ("flip", 0)] + [("crops", shift) for shift in args.shifts]
     results = {}  # (model, mode, shift) -> (probabilities, seconds)
     for path in args.models:
         loaded = load_model(path)
