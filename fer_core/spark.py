@@ -147,7 +147,11 @@ def adopt_class_archive(recording: Path, archive: Path) -> bool:
     JVM killed while writing it) would crash every later start. The recording is removed either way."""
     try:
         check = [str(_java()), f"-XX:SharedArchiveFile={recording}", *_QUIET_CDS.split(), "-version"]
-        usable = recording.exists() and subprocess.run(check, capture_output=True, timeout=60).returncode == 0
+        usable = False
+        if recording.exists():
+            with tempfile.TemporaryDirectory() as scratch:  # where a crashing JVM leaves its hs_err_pid log
+                done = subprocess.run(check, capture_output=True, timeout=60, cwd=scratch)
+            usable = done.returncode == 0
         if usable:
             os.replace(recording, archive)
         return usable

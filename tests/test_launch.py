@@ -50,7 +50,7 @@ def test_the_server_reads_the_default_data_and_starts_spark_before_any_visit(tmp
         assert any("java" in command for _, command in _descendants(servers[0])), "the server runs Spark"
 
 
-def test_the_first_command_leaves_a_class_archive_that_later_jvms_start_with(tmp_path):
+def test_the_first_command_leaves_a_class_archive_that_later_jvms_start_with(tmp_path, monkeypatch):
     archives = tmp_path / "jvm"
     env = {**os.environ, "FER_SPARK_CLASS_ARCHIVE_DIR": str(archives)}
     command = [sys.executable, "-m", "fer_core", "stats", "--json"]
@@ -68,8 +68,12 @@ def test_the_first_command_leaves_a_class_archive_that_later_jvms_start_with(tmp
     archive = next(archives.iterdir())
     truncated = tmp_path / "truncated.jsa.tmp"
     truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size // 3])
+    crashes = tmp_path / "working-directory"
+    crashes.mkdir()
+    monkeypatch.chdir(crashes)
     assert not adopt_class_archive(truncated, tmp_path / "adopted.jsa")
     assert not truncated.exists() and not (tmp_path / "adopted.jsa").exists()
+    assert not list(crashes.iterdir())  # the crashed JVM's hs_err_pid log is not left where we stand
     copy = tmp_path / "copy.jsa.tmp"
     copy.write_bytes(archive.read_bytes())
     assert adopt_class_archive(copy, tmp_path / "adopted.jsa") and (tmp_path / "adopted.jsa").exists()
