@@ -2,7 +2,8 @@
 
 Grad-CAM (Selvaraju et al., 2017) weighs the last convolutional feature maps by the gradient of an
 emotion's score (the logit before the softmax) and keeps the positive part. An ensemble's map is the
-mean of its members' maps, each scaled to [0, 1]. The maps are of the face as given (no test-time views).
+mean of its members' maps, each scaled to [0, 1], scaled again to peak at 1 like a single network's.
+The maps are of the face as given (no test-time views).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def grad_cam(loaded: LoadedModel, faces: np.ndarray, emotions: np.ndarray | int 
             cam = cv2.resize(cam, (loaded.input_size, loaded.input_size), interpolation=cv2.INTER_LINEAR)
             peak = cam.max()
             maps[index] += cam / peak if peak > 0 else cam
-    maps /= len(networks)
+    peaks = maps.max(axis=(1, 2), keepdims=True)  # an ensemble's mean peaks below 1 where members differ
+    maps = np.divide(maps, peaks, out=maps, where=peaks > 0)
     if loaded.input_size != faces.shape[1]:
         size = (faces.shape[2], faces.shape[1])
         maps = np.stack([cv2.resize(cam, size, interpolation=cv2.INTER_LINEAR) for cam in maps])

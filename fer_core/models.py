@@ -258,6 +258,9 @@ def build_ensemble(members: list) -> Any:
     """
     import keras
 
+    for member in members:
+        if any(layer.name.startswith("member_") for layer in member.layers):
+            raise ValueError(f"{member.name!r} is itself an ensemble: name the networks it averages instead")
     shapes = {tuple(member.input_shape[1:]) for member in members}
     if len(shapes) != 1:
         raise ValueError(f"an ensemble's members need the same input shape, got {sorted(shapes)}")

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from fer_core.artifacts import LoadedModel, load_model
+from fer_core.artifacts import MODELS_DIR, LoadedModel, load_model
 from fer_core.emotions import EMOTIONS
 from fer_core.faces import detect_faces
 from fer_core.models import build_ensemble
@@ -152,12 +152,15 @@ def test_predictions_default_to_the_models_own_tta(model, sample_lines):
     assert not np.allclose(predict_faces(flipping, faces), predict_faces(model, faces, tta="none"))
 
 
-def test_an_ensemble_averages_its_members_and_shows_the_first_ones_feature_maps(model, sample_lines):
+def test_an_ensemble_averages_its_members_and_shows_the_first_ones_feature_maps(sample_lines):
     faces = np.stack(
         [np.array(line.split(",")[1].split(), np.uint8).reshape(48, 48) for line in sample_lines[:8]]
     )
+    model = load_model(MODELS_DIR / "vgg2")  # one network (the default is an ensemble itself)
     twice = build_ensemble([model.model, model.model])
     ensemble = LoadedModel(model=twice, card=model.card, path=model.path)
+    with pytest.raises(ValueError, match="itself an ensemble"):
+        build_ensemble([twice, model.model])
     assert np.allclose(
         predict_faces(ensemble, faces, tta="none"), predict_faces(model, faces, tta="none"), atol=1e-5
     )
