@@ -159,9 +159,10 @@ def test_a_parked_run_resumes_elsewhere_from_its_smaller_checkpoint(sample, tmp_
 
 
 def test_init_from_starts_with_a_saved_models_weights(sample, tmp_path):
-    from fer_core.artifacts import default_model_path, load_model
+    from fer_core.artifacts import MODELS_DIR, load_model
 
-    shipped = load_model(default_model_path())
+    start = MODELS_DIR / "vgg2"  # one network: the default is an ensemble, which no run starts from
+    shipped = load_model(start)
     config = preset_config(
         shipped.card["preset"],
         **{
@@ -170,7 +171,7 @@ def test_init_from_starts_with_a_saved_models_weights(sample, tmp_path):
             "steps": 1,
             "eval_every": 1,
             "learning_rate": 1e-9,
-            "init_from": str(default_model_path()),
+            "init_from": str(start),
         },
     )
     result = train(config, prepare(sample, config.preprocess), tmp_path / "warm")
@@ -179,7 +180,7 @@ def test_init_from_starts_with_a_saved_models_weights(sample, tmp_path):
     for trained, original in pairs:
         assert np.allclose(trained.numpy(), original.numpy(), atol=1e-5)
 
-    other = preset_config("fast", **{**TINY, "init_from": str(default_model_path())})
+    other = preset_config("fast", **{**TINY, "init_from": str(start)})
     with pytest.raises(ValueError, match="another architecture"):
         train(other, prepare(sample, other.preprocess), tmp_path / "mismatch")
 
