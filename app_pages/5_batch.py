@@ -26,7 +26,7 @@ else:
     folder = st.text_input("Folder of photos", key="batch_folder", help="inside the server's data folders")
 left, middle, right = st.columns(3)
 with left:
-    loaded = ui.model_picker("batch_model")
+    loaded = ui.model_picker("batch_model", fast=True)
 detect = middle.toggle("Detect faces", True, key="batch_detect", help="off: each photo is one cropped face")
 detector = right.selectbox(
     "Detector", DETECTORS, index=DETECTORS.index(DEFAULT_DETECTOR), key="batch_detector", disabled=not detect

@@ -30,7 +30,7 @@ RESULT, RESULT_KEY, FOLDER = "video_result", "video_result_key", "video_folder"
 st.title("Video")
 left, right = st.columns([3, 1])
 with left:
-    loaded = ui.model_picker("video_model")
+    loaded = ui.model_picker("video_model", fast=True)
 detector = right.selectbox(
     "Face detector", DETECTORS, index=DETECTORS.index(DEFAULT_DETECTOR), key="video_detector"
 )

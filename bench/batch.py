@@ -79,7 +79,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sets", type=int, default=48, help="copies of the 4 photos in the 1x input (48)")
-    parser.add_argument("--model", help="model folder (default: the project's default model)")
+    parser.add_argument("--model", help="model folder (default: the batch path's, models/lite)")
     parser.add_argument("--detector", help="face detector (default: fer_core.predict's)")
     parser.add_argument(
         "--repeats", type=int, default=2, help="timed runs of each input; the best is shown (2)"

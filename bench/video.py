@@ -1,6 +1,6 @@
 """Video speed: seconds of video read per second of processing, and the live camera's frame rate.
 
-    python -m bench.video [--model models/default] [--seconds 20] [--fps 5] [--no-browser]
+    python -m bench.video [--model models/lite] [--seconds 20] [--fps 5] [--no-browser]
 
 A clip of ``--seconds`` at 30 frames/s, 640 x 480, one face (the smiling face of
 tests/data/photos/single_face.jpg for the first half, an unsmiling face of the 1927 Solvay photo for the
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.artifacts import load_model
+from fer_core.artifacts import fast_model_path, load_model
 from fer_core.faces import detect_faces
 from fer_core.predict import read_image
 from fer_core.video import LiveSession, VideoConfig, analyze_video
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=5.0, help="frames sampled per second of video (5)")
     parser.add_argument("--no-browser", action="store_true", help="skip the end-to-end live measurement")
     args = parser.parse_args()
-    loaded = load_model(args.model)
+    loaded = load_model(args.model or fast_model_path())
     smiling, unsmiling = faces()
     half = args.seconds * 30 // 2
     folder = Path(tempfile.mkdtemp(prefix="bench-video-"))

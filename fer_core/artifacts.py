@@ -26,7 +26,9 @@ CARD_FILE = "card.json"
 MODELS_DIR = PROJECT_ROOT / "models"
 RUNS_ENV = "FER_RUNS_DIR"
 DEFAULT_MODEL = MODELS_DIR / "default"
+LITE_MODEL = MODELS_DIR / "lite"  # one network, no test-time augmentation: video, live camera, batch
 MODEL_ENV = "FER_MODEL"
+FAST_MODEL_ENV = "FER_FAST_MODEL"
 STAGING_PREFIX = ".tmp-"  # a file being written; it replaces its target only once complete
 
 # What a card must hold, by dotted key: what the pages, the CLI and card_markdown read from it.
@@ -124,6 +126,15 @@ def runs_dir() -> Path:
 def default_model_path() -> Path:
     """``$FER_MODEL`` if set, else the model that ships in ``models/default``."""
     return Path(os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
+
+
+def fast_model_path() -> Path:
+    """The model of the paths that read many faces (video, live camera, batch): ``$FER_FAST_MODEL`` if
+    set, else ``models/lite`` where it ships, else :func:`default_model_path`."""
+    chosen = os.environ.get(FAST_MODEL_ENV)
+    if chosen:
+        return Path(chosen)
+    return LITE_MODEL if (LITE_MODEL / CARD_FILE).is_file() else default_model_path()
 
 
 @contextlib.contextmanager

@@ -46,7 +46,8 @@ MAX_ZIP_FILES = 200_000
 class BatchConfig:
     """How a batch is scored; drives the CLI (``python -m fer_core batch``), the Batch page and tests.
 
-    ``model`` is a model folder (None: the default model); ``detector`` one of
+    ``model`` is a model folder (None: :func:`fer_core.artifacts.fast_model_path`, the lite model);
+    ``detector`` one of
     ``fer_core.faces.DETECTORS`` (None: its default); ``detect=False`` takes each whole photo as one
     already cropped face; ``tta`` overrides the model's own test-time augmentation.
     """
@@ -338,9 +339,9 @@ _worker_lock = threading.Lock()
 
 def model_files(model: str | os.PathLike | None) -> dict[str, bytes]:
     """The files of a model folder (checked as :func:`fer_core.artifacts.read_card` does), to broadcast."""
-    from fer_core.artifacts import CARD_FILE, MODEL_FILE, default_model_path, read_card, sha256_file
+    from fer_core.artifacts import CARD_FILE, MODEL_FILE, fast_model_path, read_card, sha256_file
 
-    folder = Path(model or default_model_path())
+    folder = Path(model or fast_model_path())
     card = read_card(folder)
     if sha256_file(folder / MODEL_FILE) != card.get("weights_sha256"):
         raise ValueError(f"{folder / MODEL_FILE} does not match the sha256 in its card: the file was changed")

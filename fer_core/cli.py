@@ -57,6 +57,10 @@ class Parser(argparse.ArgumentParser):
         return parsed
 
 
+# video and batch read many faces: they default to the one-network model without test-time augmentation
+FAST_MODEL_HELP = "model folder (default: models/lite, one network, no TTA; else the default model)"
+
+
 def _int_tuple(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
@@ -182,7 +186,7 @@ def _add_batch_parser(commands) -> None:
     )
     batch.add_argument("input", metavar="INPUT", help="folder of photos (recursive), .csv/.csv.gz or Parquet")
     batch.add_argument("--out", required=True, help="a Parquet folder, or a .csv file; one row per face")
-    batch.add_argument("--model", help="model folder (default: the project's default model)")
+    batch.add_argument("--model", help=FAST_MODEL_HELP)
     batch.add_argument("--no-detect", action="store_true", help="each photo is already a cropped face")
     batch.add_argument("--whole-if-none", action="store_true", help="no face found: use the whole photo")
     batch.add_argument("--detector", choices=DETECTORS, help=f"face detector ({DEFAULT_DETECTOR})")
@@ -210,7 +214,7 @@ def _add_video_parser(commands) -> None:
     )  # fmt: skip
     video.add_argument("--json", action="store_true", help="print the summary and every frame as JSON")
     video.add_argument("--annotated", metavar="OUT.webm", help="write a copy with the faces drawn (VP8 webm)")
-    video.add_argument("--model", help="model folder (default: the project's default model)")
+    video.add_argument("--model", help=FAST_MODEL_HELP)
     video.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS, help=DEFAULT_DETECTOR)
     video.add_argument(
         "--tta", choices=TTA_MODES, help="test-time augmentation (default: the model's own; none is fastest)"
@@ -359,6 +363,7 @@ def cmd_train(args) -> None:
         spark_master=args.spark_master,
         progress=report,
         restart=args.restart,
+        announce=lambda line: print(line, file=sys.stderr, flush=True),
     )
     final = {
         "step": result.steps_done,
@@ -610,13 +615,13 @@ def _video_progress_printer(stream=None, width: int = 30, after_s: float = 2.0):
 
 
 def cmd_video(args) -> None:
-    from fer_core.artifacts import load_model
+    from fer_core.artifacts import fast_model_path, load_model
     from fer_core.video import VideoConfig, analyze_video, smooth_probabilities
 
     if args.smooth < 0:
         raise CliError(f"--smooth must not be negative, got {args.smooth}")
     config = VideoConfig(fps=args.fps, detector=args.detector, tta=args.tta)
-    loaded = load_model(args.model)
+    loaded = load_model(args.model or fast_model_path())
     bar = _video_progress_printer()
     result = analyze_video(args.path, loaded, config, annotated=args.annotated, progress=bar)
     if sys.stderr.isatty():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,12 +79,15 @@ def train_model(
     spark_master: str | None = None,
     progress: ProgressHook | None = None,
     restart: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> tuple[LoadedModel, TrainResult]:
     """Read, prepare (Spark), train (Keras), evaluate every split, and save to ``out/model``.
 
     ``out`` is the run folder: an interrupted run there resumes unless ``restart``. A stop requested
     while the data is read and prepared ends the run at its first step. The run's checkpoint is kept
     until its model is saved, so a run killed at any moment resumes without training again.
+    ``announce`` receives a line when training ends and the measuring of every split begins (minutes
+    for a model with test-time augmentation).
     """
     for folder in (config.init_from, config.teacher):
         if folder:
@@ -99,7 +103,14 @@ def train_model(
         keep_checkpoint=True,
         extra_training=_photo_crops(dataset, config),
     )
+    if announce:
+        ended = "stopped" if result.stopped else "finished"
+        announce(
+            f"training {ended} at step {result.steps_done:,}; measuring it on every split "
+            f"(test-time augmentation: {config.tta}) and saving it"
+        )
     metrics, calibration = _measure(result.model, config, dataset, Path(out), SPLITS)
+    teacher = teacher_entry(config)
     own = {"steps": result.steps_done, "seconds": round(result.train_seconds, 1)}
     card = make_card(
         name=Path(out).name,
@@ -109,6 +120,7 @@ def train_model(
         training={
             **own,
             "stopped_early": result.stopped,
+            **({"teacher": teacher} if teacher else {}),
             # Every run whose training this model carries: this one and those it started from.
             "lineage": [
                 {"name": Path(out).name, **own},
@@ -134,6 +146,24 @@ def _photo_crops(dataset: Dataset, config: TrainConfig) -> FaceSet | None:
 
     crops = cached_photo_crops(dataset.splits["Training"], config.photo_crops, config.seed, dataset.cache_key)
     return FaceSet(*preprocess_faces(crops.images, crops.labels, config.preprocess, training=True))
+
+
+def teacher_entry(config: TrainConfig) -> dict | None:
+    """The card's record of a distilled model's teacher (its name, weights and test-time augmentation,
+    and its members if it is an ensemble), read from the teacher's folder; None without a teacher."""
+    if not config.teacher:
+        return None
+    card = read_card(config.teacher)
+    members = [member["name"] for member in card["training"].get("members", [])]
+    return {
+        "name": card["name"],
+        "path": str(config.teacher),
+        "weights_sha256": card["weights_sha256"],
+        "tta": card["preprocessing"]["tta"],
+        **({"members": members} if members else {}),
+        "temperature": config.distill_temperature,
+        "weight": config.distill_weight,
+    }
 
 
 def lineage(card: dict) -> list[dict]:
@@ -186,6 +216,9 @@ def ship_model(
         "stopped_early": False,
         "lineage": list(runs.values()),
     }
+    teacher = first.card["training"].get("teacher") or teacher_entry(config)
+    if teacher and len(members) == 1:
+        training["teacher"] = teacher
     if len(members) > 1:
         training["members"] = [
             {"name": member.name, "path": str(member.path), "weights_sha256": member.card["weights_sha256"]}

@@ -20,6 +20,7 @@ from fer_core.artifacts import (
     LoadedModel,
     ModelError,
     default_model_path,
+    fast_model_path,
     list_models,
     load_model,
     read_card,
@@ -224,17 +225,20 @@ def model_label(path: Path) -> str:
     return f"{name} · {card.get('preset', '?')}{score}"
 
 
-def model_picker(key: str) -> LoadedModel | None:
-    """A select box over every saved model (shipped and trained here); the choice is shared by pages."""
+def model_picker(key: str, *, fast: bool = False) -> LoadedModel | None:
+    """A select box over every saved model (shipped and trained here). The choice is shared by the
+    pages; with ``fast`` (pages that read many faces: video, batch) it is shared among those pages
+    only and starts at :func:`fast_model_path`, the one-network lite model."""
     paths = list_models()
     if not paths:
         st.warning("No model found: train one on the Train page.")
         return None
     labels = {str(path): model_label(path) for path in paths}
-    current = st.session_state.get("model_path")
+    state = "fast_model_path" if fast else "model_path"
+    current = st.session_state.get(state, str(fast_model_path()) if fast else None)
     index = list(labels).index(current) if current in labels else 0
     chosen = st.selectbox("Model", list(labels), index=index, format_func=labels.get, key=key)
-    st.session_state["model_path"] = chosen
+    st.session_state[state] = chosen
     return get_model(chosen)
 
 

@@ -61,3 +61,17 @@ def test_default_model_reproduces_its_card_on_the_full_data(full_csv, spark):
         report = evaluate_model(loaded, dataset, split)
         assert report.accuracy == pytest.approx(loaded.card["metrics"][split]["accuracy"], abs=1e-6)
         assert report.confusion.tolist() == loaded.card["metrics"][split]["confusion_matrix"]
+
+
+def test_fast_model_is_lite_where_it_ships_else_the_default(tmp_path, monkeypatch):
+    from fer_core import artifacts
+
+    monkeypatch.delenv(artifacts.FAST_MODEL_ENV, raising=False)
+    monkeypatch.delenv(artifacts.MODEL_ENV, raising=False)
+    monkeypatch.setattr(artifacts, "LITE_MODEL", tmp_path / "lite")
+    assert artifacts.fast_model_path() == artifacts.DEFAULT_MODEL  # no lite model: the default
+    (tmp_path / "lite").mkdir()
+    (tmp_path / "lite" / CARD_FILE).write_text("{}")
+    assert artifacts.fast_model_path() == tmp_path / "lite"
+    monkeypatch.setenv(artifacts.FAST_MODEL_ENV, str(tmp_path / "other"))
+    assert artifacts.fast_model_path() == tmp_path / "other"

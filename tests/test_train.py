@@ -225,3 +225,17 @@ def test_distillation_with_mixup_and_erasing_trains_and_caches_the_teacher(sampl
     curves = read_curves(run)
     assert curves["val_accuracy"].dropna().between(0, 1).all()
     assert np.isfinite(curves["minibatch_loss"].dropna()).all()
+
+
+def test_a_distilled_model_card_names_its_teacher_and_its_members():
+    from fer_core.artifacts import DEFAULT_MODEL, read_card
+    from fer_core.pipeline import teacher_entry
+
+    assert teacher_entry(preset_config("lite")) is None
+    entry = teacher_entry(preset_config("lite", teacher=str(DEFAULT_MODEL), distill_temperature=3.0))
+    card = read_card(DEFAULT_MODEL)
+    assert entry["weights_sha256"] == card["weights_sha256"]
+    assert entry["tta"] == card["preprocessing"]["tta"]
+    members = [member["name"] for member in card["training"].get("members", [])]
+    assert entry.get("members", []) == members
+    assert entry["temperature"] == 3.0
