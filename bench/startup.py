@@ -25,60 +25,28 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from fer_core.launch import local_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TIMEOUT_MS = 300_000
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def fresh_server(env: dict[str, str], launcher: str = "serve") -> Iterator[str]:
     """A new server process on a free loopback port, started as ``make app`` does (``python -m fer_core
     serve``) or with a bare ``streamlit run streamlit_app.py``; yields its URL once it is healthy."""
-    port = _free_port()
-    log_path = Path(tempfile.gettempdir()) / f"streamlit-{port}.log"
-    if launcher == "serve":
-        command = [sys.executable, "-m", "fer_core", "serve", "--port", str(port)]
-    else:
-        command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port",
-                   str(port)]  # fmt: skip
-    command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"streamlit did not start; see {log_path}") from None
-                time.sleep(0.2)
+    log_path = Path(tempfile.mkdtemp(prefix="bench-startup-")) / "streamlit.log"
+    with local_server(log_path, bare=launcher != "serve", env=env) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @contextlib.contextmanager

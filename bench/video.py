@@ -19,18 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from fer_core.artifacts import fast_model_path, load_model
 from fer_core.faces import detect_faces
+from fer_core.launch import local_server
 from fer_core.predict import read_image
 from fer_core.video import LiveSession, VideoConfig, analyze_video
 
@@ -98,56 +95,32 @@ def live_in_browser(camera: Path, seconds: float = 30.0) -> tuple[float, int]:
     """(annotated frames per second, frames) of the Video page's live camera, end to end."""
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
     runs = Path(tempfile.mkdtemp(prefix="bench-video-runs-"))
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port",
-               str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
-    with open(runs / "streamlit.log", "w") as log:
-        server = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "FER_RUNS_DIR": str(runs)},
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=["--no-sandbox", "--disable-background-networking", "--use-fake-ui-for-media-stream",
-                      "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}"],
-            )  # fmt: skip
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(url + "/video")
-            page.get_by_role("heading", name="Video", level=1).wait_for(timeout=180_000)
-            page.get_by_text("Live camera", exact=True).click()
-            start = re.compile("start", re.IGNORECASE)
-            page.frame_locator('iframe[title*="webrtc"]').first.get_by_role("button", name=start).click()
-            status = page.get_by_text(re.compile("annotated frames/s"))
-            status.wait_for(timeout=120_000)
-            time.sleep(5)  # past the first frames
+    env = {**os.environ, "FER_RUNS_DIR": str(runs)}
+    with local_server(runs / "streamlit.log", bare=True, env=env) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-background-networking", "--use-fake-ui-for-media-stream",
+                  "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(url + "/video")
+        page.get_by_role("heading", name="Video", level=1).wait_for(timeout=180_000)
+        page.get_by_text("Live camera", exact=True).click()
+        start = re.compile("start", re.IGNORECASE)
+        page.frame_locator('iframe[title*="webrtc"]').first.get_by_role("button", name=start).click()
+        status = page.get_by_text(re.compile("annotated frames/s"))
+        status.wait_for(timeout=120_000)
+        time.sleep(5)  # past the first frames
 
-            def frames() -> int:
-                return int(re.search(r"([\d,]+) frames$", status.inner_text()).group(1).replace(",", ""))
+        def frames() -> int:
+            return int(re.search(r"([\d,]+) frames$", status.inner_text()).group(1).replace(",", ""))
 
-            first, started = frames(), time.monotonic()
-            time.sleep(seconds)
-            last = frames()
-            elapsed = time.monotonic() - started
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        first, started = frames(), time.monotonic()
+        time.sleep(seconds)
+        last = frames()
+        elapsed = time.monotonic() - started
+        browser.close()
     return (last - first) / elapsed, last - first
 
 

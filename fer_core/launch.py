@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 from fer_core.data import PROJECT_ROOT, DataError, default_source, load_dataset
 from fer_core.spark import get_spark, resolve_master
@@ -66,3 +73,57 @@ def serve(port: int, streamlit_options: list[str] | None = None) -> None:
     warm_up_server()
     arguments = ["run", str(APP), "--server.port", str(port), *(streamlit_options or [])]
     streamlit_main(arguments, prog_name="streamlit")
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server(
+    log_path: str | os.PathLike,
+    *,
+    bare: bool = False,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 120,
+) -> Iterator[str]:
+    """A new dashboard server on a free loopback port, for tests and benchmarks: started as ``make app``
+    starts it (``python -m fer_core serve``) or, with ``bare``, as a plain ``streamlit run
+    streamlit_app.py``; its output goes to ``log_path``. Yields its URL once its health check answers
+    and stops it afterwards. Raises RuntimeError if it exits first or does not answer in ``timeout_s``.
+    """
+    port = free_port()
+    if bare:
+        command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+    else:
+        command = [sys.executable, "-m", "fer_core", "serve", "--port", str(port)]
+    command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env or os.environ.copy(), stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                exited = process.poll() is not None
+                if exited or time.monotonic() > deadline:
+                    how = "exited" if exited else f"did not answer within {timeout_s:.0f} s"
+                    raise RuntimeError(f"the dashboard server {how}; its log: {Path(log_path)}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from fer_core.launch import local_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -22,43 +18,28 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def streamlit_server(
     log_path: Path, start_timeout_s: float = 90, env: dict[str, str] | None = None
 ) -> Iterator[str]:
     """A new dashboard server, started as ``make app`` starts it (``python -m fer_core serve``, which is
     ``streamlit run streamlit_app.py`` with a warm-up), on a free loopback port; yields its URL."""
-    port = free_port()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fer_core", "serve", "--port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + start_timeout_s
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"streamlit did not start within {start_timeout_s:.0f} s: {log_path.read_text()}"
-                    )
-                time.sleep(0.5)
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(local_server(log_path, env=env, timeout_s=start_timeout_s))
+        except RuntimeError as error:
+            pytest.fail(f"{error}: {Path(log_path).read_text()}")
         yield url
+
+
+@contextlib.contextmanager
+def tab(browser, height: int = 2000, **options) -> Iterator:
+    """A new page in a context of its own (cookies, storage), 1400 px wide; closed afterwards."""
+    context = browser.new_context(viewport={"width": 1400, "height": height}, **options)
+    try:
+        yield context.new_page()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        context.close()
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Shared fixtures: one local Spark session, the real data (full set or shipped sample), real photos."""
+"""Shared fixtures: one local Spark session, the real data (full set or shipped sample), real photos,
+Chromium."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("FER_SPARK_MASTER", "local[2]")  # every session of the tests is this one
+
+from browsers import chromium, tab  # noqa: E402
 
 from fer_core.data import SAMPLE_PATH, full_dataset_path  # noqa: E402
 
@@ -109,3 +112,17 @@ def rows_match():
         np.testing.assert_allclose(rows["confidence"], expected.max(axis=1), atol=atol)
 
     return check
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, one per test module (a module may start it with other flags)."""
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture()
+def page(browser):
+    """A fresh tab of its own (cookies, storage), downloads allowed."""
+    with tab(browser, accept_downloads=True) as page:
+        yield page

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from browsers import SHOTS, chromium, streamlit_server
+from browsers import SHOTS, streamlit_server, tab
 
 
 @pytest.fixture(scope="module")
@@ -18,18 +18,10 @@ def server():
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
 @pytest.fixture()
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 2400})
-    tab = context.new_page()
-    yield tab
-    context.close()
+    with tab(browser, height=2400) as page:
+        yield page
 
 
 def _visit(page, url: str, title: str):

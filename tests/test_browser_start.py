@@ -9,7 +9,7 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from browsers import SHOTS, chromium, streamlit_server
+from browsers import SHOTS, streamlit_server
 
 PAGE_TITLES = ["Home", "Dataset", "Train", "Evaluate", "Predict", "Batch"]
 
@@ -19,20 +19,6 @@ def fresh_server(tmp_path):
     """A new ``streamlit run`` process that has served nobody yet."""
     with streamlit_server(tmp_path / "streamlit.log") as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 2000})
-    tab = context.new_page()
-    yield tab
-    context.close()
 
 
 def _settle(page) -> None:

@@ -48,14 +48,6 @@ def browser(camera_file):
         yield browser
 
 
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 2000}, accept_downloads=True)
-    tab = context.new_page()
-    yield tab
-    context.close()
-
-
 def _visit_video_page(page, server: str):
     page.goto(f"{server}/video")
     page.get_by_role("heading", name="Video", level=1).wait_for(timeout=120_000)

@@ -13,11 +13,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from fer_core.launch import free_port
 
 
 def _wait_for_port(port: int, seconds: float = 60) -> None:
@@ -37,7 +33,7 @@ def cluster(tmp_path_factory):
     work = tmp_path_factory.mktemp("spark-work")
     env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable}
     spark_class = str(home / "bin" / "spark-class")
-    port = _free_port()
+    port = free_port()
     master_url = f"spark://127.0.0.1:{port}"
     processes = []
     with open(work / "cluster.log", "w") as log:
@@ -51,7 +47,7 @@ def cluster(tmp_path_factory):
                     "--port",
                     str(port),
                     "--webui-port",
-                    str(_free_port()),
+                    str(free_port()),
                 ],
                 env=env,
                 stdout=log,
@@ -74,7 +70,7 @@ def cluster(tmp_path_factory):
                     "--work-dir",
                     str(work),
                     "--webui-port",
-                    str(_free_port()),
+                    str(free_port()),
                 ],
                 env=env,
                 stdout=log,

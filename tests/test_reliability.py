@@ -11,7 +11,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from fer_core.artifacts import (
     runs_dir,
     save_model,
 )
+from fer_core.launch import free_port
 from fer_core.predict import MAX_IMAGE_BYTES, read_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -503,12 +503,6 @@ def test_a_full_disk_while_writing_a_cache_leaves_the_previous_one_intact(spark,
     assert np.array_equal(again.splits["Training"].labels, first.splits["Training"].labels)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _alive_workers(web_port: int) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/json", timeout=2) as response:
@@ -531,7 +525,7 @@ def test_a_spark_worker_lost_mid_job_is_retried_with_the_same_result(tmp_path, s
     home = Path(pyspark.__file__).resolve().parent
     env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable}
     spark_class = str(home / "bin" / "spark-class")
-    port, web_port = _free_port(), _free_port()
+    port, web_port = free_port(), free_port()
     master_url = f"spark://127.0.0.1:{port}"
     log = open(tmp_path / "cluster.log", "w")  # noqa: SIM115 (closed in finally)
     processes, workers = [], []
@@ -547,7 +541,7 @@ def test_a_spark_worker_lost_mid_job_is_retried_with_the_same_result(tmp_path, s
             worker = subprocess.Popen(
                 [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
                  "--cores", "1", "--memory", "1g", "--work-dir", str(work),
-                 "--webui-port", str(_free_port())],
+                 "--webui-port", str(free_port())],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # with its executors
             )  # fmt: skip
             processes.append(worker)
