@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import streamlit as st
 
 from fer_core import figures, jobs, ui
+from fer_core.artifacts import DEFAULT_MODEL, list_models
 from fer_core.config import AUGMENTATIONS, CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES, VALIDATION_SOURCES
 from fer_core.models import PRESETS, preset_config
 from fer_core.train import read_curves
@@ -94,7 +96,8 @@ with st.form("train_form"):
         AUGMENTATIONS,
         AUGMENTATIONS.index(defaults.augment),
         key=key + "augment",
-        help="inside the model, training only: light = flips and shifts; full adds rotation and zoom",
+        help="inside the model, training only: light = flips and shifts; full adds rotation and zoom; "
+        "strong adds random erasing",
     )
     flip = c3.toggle("Flip copies", defaults.flip, key=key + "flip", help="the report's mirrored copies")
     rotation = c4.slider("Rotation copies (degrees)", 0.0, 30.0, defaults.rotation, 1.0, key=key + "rotation")
@@ -148,6 +151,39 @@ with st.form("train_form"):
     max_faces = c4.number_input(
         "Training faces (0 = all)", 0, 1_000_000, defaults.max_train_faces, 100, key=key + "max_faces"
     )
+
+    st.markdown("**Warm start and distillation**")
+    saved = ["", *(str(path) for path in list_models())]
+
+    def saved_label(path: str) -> str:
+        return ui.model_label(Path(path)) if path else "none"
+
+    # A lite network is meant to learn from the shipped ensemble; the others start without a teacher.
+    teacher_default = str(DEFAULT_MODEL) if preset_name == "lite" and str(DEFAULT_MODEL) in saved else ""
+    c1, c2, c3, c4 = st.columns(4)
+    init_from = c1.selectbox(
+        "Start from",
+        saved,
+        format_func=saved_label,
+        key=key + "init_from",
+        help="a saved model of the same architecture whose weights the run starts from (a warm restart)",
+    )
+    teacher = c2.selectbox(
+        "Teacher",
+        saved,
+        index=saved.index(teacher_default),
+        format_func=saved_label,
+        key=key + "teacher",
+        help="a model (an ensemble, with its test-time augmentation) whose softened probabilities the "
+        "run learns besides the labels: knowledge distillation",
+    )
+    distill_temperature = c3.slider(
+        "Distillation temperature", 1.0, 10.0, defaults.distill_temperature, 0.5, key=key + "temperature"
+    )
+    distill_weight = c4.slider(
+        "Teacher's weight", 0.0, 1.0, defaults.distill_weight, 0.05, key=key + "distill_weight",
+        help="the share of the loss that is the teacher's term; the rest is the labels' cross-entropy",
+    )  # fmt: skip
     name = st.text_input(
         "Run name",
         f"{preset_name}-{dt.datetime.now():%Y%m%d-%H%M}",
@@ -183,6 +219,10 @@ if submitted:
             max_train_faces=int(max_faces),
             photo_crops=int(photo_crops),
             mixup=mixup,
+            init_from=init_from,
+            teacher=teacher,
+            distill_temperature=distill_temperature,
+            distill_weight=distill_weight,
         )
         if choice.path is None:
             raise ValueError("choose a data source in the sidebar first")

@@ -12,6 +12,7 @@ import numpy as np
 
 from fer_core.artifacts import (
     LoadedModel,
+    card_tta,
     load_model,
     make_card,
     read_card,
@@ -159,7 +160,7 @@ def teacher_entry(config: TrainConfig) -> dict | None:
         "name": card["name"],
         "path": str(config.teacher),
         "weights_sha256": card["weights_sha256"],
-        "tta": card["preprocessing"]["tta"],
+        "tta": card_tta(card),
         **({"members": members} if members else {}),
         "temperature": config.distill_temperature,
         "weight": config.distill_weight,

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fer_core import jobs
-from fer_core.artifacts import load_model, runs_dir
+from fer_core.artifacts import MODELS_DIR, load_model, read_card, runs_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGES = [f"app_pages/{name}.py" for name in ("1_dataset", "2_train", "3_evaluate", "4_predict")]
@@ -98,9 +98,11 @@ def test_predict_page_asks_for_photos(app):
     assert "Upload" in at.info[0].value
 
 
-def test_train_page_runs_a_tiny_training_that_shows_up_on_evaluate(app):
+def test_train_page_runs_a_tiny_distillation_that_shows_up_on_evaluate(app):
     at = _open(app, PAGES[1])
     prefix = "seed_"
+    teacher = MODELS_DIR / "fast"
+    at.selectbox(key=prefix + "teacher").set_value(str(teacher))
     at.number_input(key=prefix + "steps").set_value(40)
     at.number_input(key=prefix + "eval").set_value(20)
     at.number_input(key=prefix + "max_faces").set_value(300)
@@ -116,6 +118,8 @@ def test_train_page_runs_a_tiny_training_that_shows_up_on_evaluate(app):
     state = jobs.job_state(run, running=jobs.active_job() is not None)
     assert state.status == "done", (run / jobs.LOG_FILE).read_text()[-3000:]
     assert state.step == 40
+    card = read_card(run / "model")
+    assert card["training"]["teacher"]["weights_sha256"] == read_card(teacher)["weights_sha256"]
 
     at = _open(at, PAGES[2])
     options = at.selectbox(key="evaluate_model").options
