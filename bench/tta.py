@@ -1,10 +1,11 @@
 """Choose test-time augmentation on PublicTest: accuracy and cost of each mode and crop shift.
 
     python -m bench.tta MODEL_DIR [MODEL_DIR ...] [--data PATH] [--split PublicTest] [--ensemble]
-        [--shifts 1,2,3,4]
+        [--subsets] [--shifts 1,2,3,4]
 
 With ``--ensemble`` the models are also measured together, their probabilities averaged (what
-``python -m fer_core ship`` saves as one ensemble model).
+``python -m fer_core ship`` saves as one ensemble model); with ``--subsets`` also every group of two
+or more of them, from the same predictions (each network predicts each view once).
 
 Only PublicTest is read by default: this is where the TTA setting of a model is chosen
 (PrivateTest is read once, for the finished model, by `python -m bench.models`). Time is the wall time of
@@ -14,6 +15,7 @@ the predictions, also as a ratio to plain prediction in the same run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -28,6 +30,11 @@ from fer_core.preprocess import resize_faces
 SHIFTS = (1, 2, 3, 4)
 
 
+def short_name(path: Path) -> str:
+    """A model folder's name (a run's ``RUN/model`` folder by its run)."""
+    return path.parent.name if path.name == "model" else path.name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -36,6 +43,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=full_dataset_path())
     parser.add_argument("--split", default="PublicTest")
     parser.add_argument("--ensemble", action="store_true", help="also the average of all the models")
+    parser.add_argument("--subsets", action="store_true", help="also every group of two or more models")
     parser.add_argument(
         "--shifts",
         type=lambda text: [int(value) for value in text.split(",")],
@@ -48,7 +56,7 @@ def main() -> None:
     faces = load_dataset(args.data).splits[args.split]
 
     print(f"\n{args.split} of {args.data}: {len(faces):,} faces\n")
-    print(f"{'model':<28}{'tta':<16}{'views':>6}{'accuracy':>10}{'mean recall':>13}{'seconds':>9}{'x':>7}")
+    print(f"{'model':<36}{'tta':<16}{'views':>6}{'accuracy':>10}{'mean recall':>13}{'seconds':>9}{'x':>7}")
     modes = [("none", 0), ("flip", 0)] + [("crops", shift) for shift in args.shifts]
     results = {}  # (model, mode, shift) -> (probabilities, seconds)
     for path in args.models:
@@ -61,10 +69,12 @@ def main() -> None:
             outputs = loaded.model.predict(np.concatenate(views), batch_size=256, verbose=0)
             probabilities = outputs.reshape(len(views), len(inputs), -1).mean(axis=0)
             results[str(path), mode, shift] = probabilities, time.perf_counter() - started
-    if args.ensemble and len(args.models) > 1:
+    sizes = range(2, len(args.models) + 1) if args.subsets else [len(args.models)] if args.ensemble else []
+    for group in (group for size in sizes if size > 1 for group in itertools.combinations(args.models, size)):
+        name = "ensemble" if len(group) == len(args.models) else " + ".join(short_name(path) for path in group)
         for mode, shift in modes:
-            members = [results[str(path), mode, shift] for path in args.models]
-            results["ensemble", mode, shift] = (
+            members = [results[str(path), mode, shift] for path in group]
+            results[name, mode, shift] = (
                 np.mean([probabilities for probabilities, _ in members], axis=0),
                 sum(seconds for _, seconds in members),
             )
@@ -77,7 +87,7 @@ def main() -> None:
             views = len(tta_views(faces.images[:1], mode))
             recall = report.per_class()["recall"].mean()
             print(
-                f"{name:<28}{label:<16}{views:>6}{report.accuracy:>10.2%}{recall:>13.2%}"
+                f"{name:<36}{label:<16}{views:>6}{report.accuracy:>10.2%}{recall:>13.2%}"
                 f"{seconds:>9.1f}{seconds / base:>6.1f}x"
             )
 
