@@ -70,8 +70,10 @@ def main() -> None:
             probabilities = outputs.reshape(len(views), len(inputs), -1).mean(axis=0)
             results[str(path), mode, shift] = probabilities, time.perf_counter() - started
     sizes = range(2, len(args.models) + 1) if args.subsets else [len(args.models)] if args.ensemble else []
-    for group in (group for size in sizes if size > 1 for group in itertools.combinations(args.models, size)):
-        name = "ensemble" if len(group) == len(args.models) else " + ".join(short_name(path) for path in group)
+    groups = [group for size in sizes if size > 1 for group in itertools.combinations(args.models, size)]
+    for group in groups:
+        every = len(group) == len(args.models)
+        name = "ensemble" if every else " + ".join(short_name(path) for path in group)
         for mode, shift in modes:
             members = [results[str(path), mode, shift] for path in group]
             results[name, mode, shift] = (
