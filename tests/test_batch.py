@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fer_core import batch
-from fer_core.artifacts import load_model
+from fer_core.artifacts import fast_model_path, load_model
 from fer_core.batch import OUTPUT_COLUMNS, PROBABILITY_COLUMNS, BatchConfig, read_results, run_batch
 from fer_core.data import IMAGE_SUFFIXES
 from fer_core.emotions import EMOTIONS
@@ -23,7 +23,7 @@ ATOL = 1e-4  # as in conftest.rows_match
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model()  # the shipped default model, which the batch uses by default
+    return load_model(fast_model_path())  # the model the batch uses by default (models/lite)
 
 
 @pytest.fixture(scope="module")

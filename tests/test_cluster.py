@@ -127,14 +127,14 @@ def test_batch_on_a_standalone_cluster_matches_predict(
     model as a broadcast); every row matches fer_core.predict run here."""
     import numpy as np
 
-    from fer_core.artifacts import load_model
+    from fer_core.artifacts import fast_model_path, load_model
     from fer_core.batch import PROBABILITY_COLUMNS, read_results
     from fer_core.data import IMAGE_SUFFIXES
     from fer_core.predict import analyze_images, predict_faces
 
     master_url, env = cluster
     remote = {**env, "FER_CACHE_DIR": str(tmp_path / "remote")}
-    model = load_model()
+    model = load_model(fast_model_path())  # the model the batch uses by default
 
     out = tmp_path / "photos.csv"
     photos = _cli("batch", photo_folder, "--out", out, "--json", "--spark-master", master_url, env=remote)

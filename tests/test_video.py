@@ -12,7 +12,7 @@ from clips import photo, unsmiling_face, write_clip
 from streamlit.testing.v1 import AppTest
 
 from fer_core import video
-from fer_core.artifacts import load_model
+from fer_core.artifacts import fast_model_path, load_model
 from fer_core.cli import main
 from fer_core.emotions import EMOTIONS
 from fer_core.video import (
@@ -31,7 +31,7 @@ FAST = VideoConfig(fps=5, tta="none")
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model()  # the shipped default model
+    return load_model(fast_model_path())  # the model of video and the live camera (models/lite)
 
 
 @pytest.fixture(scope="module")
