@@ -7,7 +7,11 @@ Each Training face is put into a synthetic photo the way ``bench.photo_path`` do
 detector meets it as it meets faces in photos: at photo sizes, tilted, with context. Where the
 detector's landmarks and box fall in the face's own 48 x 48 pixels is known exactly from the
 placement; their medians are the framing. For comparison it also fits the framing with each face
-alone, enlarged 4x on a plain canvas (:func:`fer_core.faces.fit_framing`). ``--write`` stores the
+alone, enlarged 4x on a plain canvas (:func:`fer_core.faces.fit_framing`). The slope of the eye line in
+the face's own pixels is the tilt FER2013's faces have (as the detector sees it in photos); against
+the photos' own turns (uniform, up to :data:`fer_core.synthetic.MAX_TURN` degrees) it gives the part of
+a measured slope that is the photo's turn, ``level`` = var(turn) / (var(turn) + var(tilt)), the
+least-squares estimate that ``partly_levelled`` alignment turns back. ``--write`` stores the
 photo framing in ``fer_core/framing.json``, which :func:`fer_core.faces.align_faces` uses. Training rows
 only: the held-out splits stay out of every choice.
 """
@@ -15,6 +19,7 @@ only: the held-out splits stay out of every choice.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -29,10 +34,11 @@ from fer_core.faces import (
     LANDMARKS,
     Detection,
     detect_faces,
+    eye_line_angle,
     fit_framing,
     framing_from,
 )
-from fer_core.synthetic import nearest, place
+from fer_core.synthetic import MAX_TURN, nearest, place
 
 
 def in_face_pixels(detection: Detection, to_face: np.ndarray) -> Detection:
@@ -70,11 +76,15 @@ def main() -> None:
     detections = []
     for face in faces:
         photo, center, to_face = place(face, rng)
-        found = nearest(detect_faces(photo, args.detector), center)
+        found = nearest(detect_faces(photo, args.detector, second_look=False), center)
         detections.append(
             None if found is None or found.landmarks is None else in_face_pixels(found, to_face)
         )
     framing, used = framing_from(detections)
+    tilts = np.array([eye_line_angle(d.landmarks) for d in detections if d is not None])
+    turn_variance = MAX_TURN**2 / 3  # of a uniform turn in [-MAX_TURN, MAX_TURN]
+    level = turn_variance / (turn_variance + tilts.var())
+    framing = dataclasses.replace(framing, level=level)
     seconds = time.perf_counter() - started
     alone, alone_used = fit_framing(faces, args.detector)
     spread = np.stack([d.landmarks for d in detections if d is not None]).std(axis=0)
@@ -93,6 +103,12 @@ def main() -> None:
         f"{alone.box_center[0]:>8.2f}{alone.box_center[1]:>8.2f}"
     )
     print(f"{'box side':<14}{framing.box_side:>8.2f}{'':>24}{alone.box_side:>8.2f}")
+    quartiles = np.percentile(np.abs(tilts), [50, 90])
+    print(
+        f"\ntilt of the eye line in the faces' own pixels: sd {tilts.std():.1f} degrees, |tilt| median "
+        f"{quartiles[0]:.1f}, 90th percentile {quartiles[1]:.1f}; photos turned by up to {MAX_TURN:.0f}: "
+        f"level {level:.3f}"
+    )
     if args.write:
         FRAMING_PATH.write_text(
             json.dumps(

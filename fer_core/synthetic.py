@@ -24,6 +24,7 @@ from fer_core.emotions import FACE_SIZE
 from fer_core.faces import CONTEXT, FRAMING_PATH, Detection, align_faces, detect_faces, face_in_context
 
 WIDTH, HEIGHT = 640, 480
+MAX_TURN = 15.0  # degrees either way a face is turned in a synthetic photo
 VERSION = 1  # of the photos and crops made here: part of the crops' cache key
 
 
@@ -61,7 +62,7 @@ def place(face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple
     hard-edged square that no real photo has.
     """
     side = rng.uniform(96, 220)
-    angle = rng.uniform(-15, 15)
+    angle = rng.uniform(-MAX_TURN, MAX_TURN)
     reach = side * 0.75  # half the diagonal of the turned square, with a margin
     center = (rng.uniform(reach, WIDTH - reach), rng.uniform(reach, HEIGHT - reach))
     extended, fade = face_in_context(face)
@@ -101,9 +102,11 @@ def photo_crops(faces: FaceSet, count: int, seed: int) -> tuple[FaceSet, np.ndar
     crops, sources = [], []
     for index in rng.permutation(len(faces))[:count]:
         photo, center, _ = place(faces.images[index], rng)
-        detection = nearest(detect_faces(photo), center)
+        # Training crops keep the faces found at the detector's own threshold (as when they were cached).
+        detection = nearest(detect_faces(photo, second_look=False), center)
         if detection is not None:
-            crops.append(align_faces(photo, [detection])[0])
+            # The framing the shipped networks were fine-tuned on (cached crops do not record it).
+            crops.append(align_faces(photo, [detection], method="levelled_box")[0])
             sources.append(index)
     images = np.stack(crops) if crops else np.empty((0, FACE_SIZE, FACE_SIZE), np.uint8)
     sources = np.array(sources, np.int64)

@@ -8,9 +8,11 @@ import pytest
 from fer_core.faces import (
     DETECTORS,
     MIN_SCORE,
+    SECOND_LOOK_SCORE,
     Detection,
     align_face,
     detect_faces,
+    eye_line_angle,
     face_transform,
     fit_framing,
     shipped_framing,
@@ -34,8 +36,7 @@ def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def eye_angle(detection: Detection) -> float:
-    (x0, y0), (x1, y1) = detection.landmarks[:2]
-    return float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
+    return eye_line_angle(detection.landmarks)
 
 
 @pytest.mark.parametrize(("photo", "faces"), FACES.items())
@@ -50,6 +51,22 @@ def test_default_detector_finds_every_face_and_nothing_else(photos, photo, faces
         )
         assert inside.all()
         assert detection.landmarks[0, 0] < detection.landmarks[1, 0]  # the image-left eye first
+
+
+def test_a_photo_without_a_sure_face_gets_a_second_look(photos):
+    """Nothing reaches a threshold above every score: the second look gives each photo's single best
+    box, the same face the detector's own threshold finds, and still nothing where there is no face."""
+    unreachable = 1.01
+    for photo, faces in FACES.items():
+        image = read_image(photos / photo)
+        sure = detect_faces(image)
+        looked = detect_faces(image, min_score=unreachable)
+        assert detect_faces(image, min_score=unreachable, second_look=False) == []
+        assert len(looked) == min(faces, 1)
+        if faces:
+            best = max(sure, key=lambda detection: detection.score)
+            assert looked[0].box == best.box and looked[0].score == best.score
+    assert SECOND_LOOK_SCORE["retinaface"] < MIN_SCORE["retinaface"]
 
 
 @pytest.mark.parametrize("detector", DETECTORS[1:])
@@ -80,14 +97,23 @@ def test_alignment_levels_the_eyes_of_a_rotated_photo(photos):
     # Counter-clockwise as seen is a negative angle in image coordinates (y points down).
     assert eye_angle(turned) == pytest.approx(eye_angle(upright) - 30, abs=6)
 
+    def crop_eyes(detection, method):
+        matrix = face_transform(detection, method=method)
+        return detection.landmarks[:2] @ matrix[:, :2].T + matrix[:, 2]
+
+    level = shipped_framing().level
+    assert 0 < level < 1
     for detection in (upright, turned):
-        matrix = face_transform(detection)
-        eyes = detection.landmarks[:2] @ matrix[:, :2].T + matrix[:, 2]
-        assert abs(np.degrees(np.arctan2(*(eyes[1] - eyes[0])[::-1]))) < 3
+        eyes = crop_eyes(detection, "levelled_box")
+        assert abs(eye_line_angle(eyes)) < 3
         assert np.allclose(eyes, shipped_framing().landmarks[:2], atol=3)
+        # The default turns back the photo's share of the slope and keeps the rest, as FER2013 does.
+        kept = eye_line_angle(crop_eyes(detection, "partly_levelled"))
+        assert kept == pytest.approx((1 - level) * eye_angle(detection), abs=1)
+        assert eye_line_angle(crop_eyes(detection, "box")) == pytest.approx(eye_angle(detection), abs=1)
 
     def crop(image, detection):
-        return align_face(to_gray(image), detection).astype(float)
+        return align_face(to_gray(image), detection, method="levelled_box").astype(float)
 
     def correlation(a, b):
         return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
