@@ -21,7 +21,7 @@ from fer_core.config import (
     TrainConfig,
 )
 from fer_core.emotions import EMOTIONS, SPLITS
-from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
+from fer_core.faces import ALIGNMENTS, DEFAULT_ALIGNMENT, DEFAULT_DETECTOR, DETECTORS
 
 CHOICES = {
     "optimizer": OPTIMIZERS,
@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--upscale", type=float, default=1.0, help="enlarge photos first, for faces under ~20 px (2: ~15 px)"
+    )
+    predict.add_argument(
+        "--alignment",
+        default=DEFAULT_ALIGNMENT,
+        choices=ALIGNMENTS,
+        help=f"how each face is turned and framed ({DEFAULT_ALIGNMENT}; levelled_box levels the eyes fully)",
     )
     predict.add_argument("--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per face into DIR")
     predict.add_argument(
@@ -473,6 +479,7 @@ def cmd_predict(args) -> None:
         tta=args.tta,
         detector=args.detector,
         upscale=args.upscale,
+        alignment=args.alignment,
     )
     if args.explain:
         written = _write_explanations(results, loaded, Path(args.explain))

@@ -14,7 +14,14 @@ import numpy as np
 from fer_core.artifacts import LoadedModel
 from fer_core.config import TTA_MODES
 from fer_core.emotions import EMOTIONS, FACE_SIZE
-from fer_core.faces import DEFAULT_DETECTOR, Detection, align_faces, detect_faces, whole_image_detection
+from fer_core.faces import (
+    DEFAULT_ALIGNMENT,
+    DEFAULT_DETECTOR,
+    Detection,
+    align_faces,
+    detect_faces,
+    whole_image_detection,
+)
 from fer_core.preprocess import resize_faces
 
 MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused rather than risking memory
@@ -241,12 +248,13 @@ def analyze_images(
     tta: str | None = None,
     detector: str = DEFAULT_DETECTOR,
     upscale: float = 1.0,
+    alignment: str = DEFAULT_ALIGNMENT,
 ) -> list[ImageResult]:
     """Find the faces of photos and predict each one's emotion; never raises for a bad image.
 
-    Faces are detected, aligned and framed like FER2013 (:mod:`fer_core.faces`), and the faces of all
-    the photos go through the model together. ``detect=False`` takes each whole image as one already
-    cropped face; ``whole_if_none`` does the same when the detector finds no face.
+    Faces are detected, aligned by ``alignment`` and framed like FER2013 (:mod:`fer_core.faces`), and
+    the faces of all the photos go through the model together. ``detect=False`` takes each whole image
+    as one already cropped face; ``whole_if_none`` does the same when the detector finds no face.
     """
     names = names or [_name_of(source, index) for index, source in enumerate(sources)]
     if len(names) != len(sources):
@@ -266,7 +274,7 @@ def analyze_images(
             detections = [whole_image_detection(gray)]
             crops = resize_faces(_square(gray, detections[0])[None], FACE_SIZE)
         else:
-            crops = align_faces(gray, detections)
+            crops = align_faces(gray, detections, method=alignment)
         pending.append((index, name, image, detections, crops, whole))
     all_crops = [crops for *_, crops, _ in pending]
     probabilities = predict_faces(loaded, np.concatenate(all_crops), tta=tta) if all_crops else None

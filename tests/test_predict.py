@@ -13,6 +13,7 @@ from fer_core.faces import detect_faces
 from fer_core.models import build_ensemble
 from fer_core.predict import (
     analyze_image,
+    analyze_images,
     feature_layers,
     layer_activations,
     predict_faces,
@@ -38,6 +39,26 @@ def test_each_face_gets_box_crop_and_probabilities(photos, model):
         assert face.probabilities.shape == (7,)
         assert face.probabilities.sum() == pytest.approx(1, abs=1e-5)
         assert face.emotion == EMOTIONS[int(face.probabilities.argmax())]
+
+
+def test_the_alignment_is_the_callers_choice(photos, model):
+    """Each alignment crops the faces its own way (fer_core.faces), the default by default."""
+    from fer_core.faces import ALIGNMENTS, DEFAULT_ALIGNMENT, align_faces
+    from fer_core.predict import to_gray
+
+    image = read_image(photos / "multi_face.jpg")
+    detections = detect_faces(image)
+    crops = {}
+    for method in ALIGNMENTS:
+        (result,) = analyze_images([photos / "multi_face.jpg"], model, alignment=method)
+        crops[method] = np.stack([face.crop for face in result.faces])
+        assert np.array_equal(crops[method], align_faces(to_gray(image), detections, method=method))
+    assert np.array_equal(
+        analyze_image(photos / "multi_face.jpg", model).faces[0].crop, crops[DEFAULT_ALIGNMENT][0]
+    )
+    assert not np.array_equal(crops["levelled_box"], crops["box"])
+    with pytest.raises(ValueError, match="unknown alignment"):
+        analyze_image(photos / "multi_face.jpg", model, alignment="sideways")
 
 
 def test_results_table_lists_every_face(photos, model):
