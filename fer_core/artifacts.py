@@ -274,6 +274,16 @@ def card_markdown(card: dict[str, Any]) -> str:
         ),
         *(
             [
+                "- A model soup: one network whose weights are the weighted average of "
+                + ", ".join(f"`{entry['name']}` ({entry['weight']:g})" for entry in training["soup"])
+                + "."
+            ]
+            if training.get("soup")
+            else []
+        ),
+        *([_refit_line(training["batch_norm_refit"])] if training.get("batch_norm_refit") else []),
+        *(
+            [
                 "- Its training runs (a warm restart continues from the weights of the run before it): "
                 + "; ".join(
                     f"{run['name']} {run['steps']:,} steps in {run['seconds']:,.0f} s"
@@ -489,3 +499,13 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:  # removed since it was listed
         return 0.0
+
+
+def _refit_line(refit: dict | list[dict]) -> str:
+    """The README's line on batch-norm statistics re-estimated after training (one entry per network)."""
+    entries = refit if isinstance(refit, list) else [refit]
+    faces = ", ".join(f"{entry['faces']:,}" for entry in entries)
+    return (
+        f"- Batch-norm statistics re-estimated after training on the faces each network was trained on "
+        f"(Training and its photo crops: {faces}), seen without augmentation."
+    )

@@ -68,6 +68,13 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="FER2013 .csv, .csv.gz or image folder (default: the shipped sample)")
     parser.add_argument("--spark-master", help="Spark master URL (default: $FER_SPARK_MASTER or local[*])")
@@ -148,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--name", help="the name on the card (default: the folder's name)")
     ship.add_argument(
         "--tta", choices=TTA_MODES, default="none", help="test-time augmentation the model predicts with"
+    )
+    ship.add_argument(
+        "--refit-bn",
+        action="store_true",
+        help="re-estimate each model's batch-norm statistics on its training faces without augmentation",
+    )
+    ship.add_argument(
+        "--soup",
+        type=_floats,
+        metavar="W,W,...",
+        help="one network: the models' weights averaged with these weights (one architecture, a common "
+        "start), batch norm then refitted",
     )
     _add_data_options(ship)  # the data the models were trained on
 
@@ -428,6 +447,8 @@ def cmd_ship(args) -> None:
         data=args.data,
         split_config=_split_config(args),
         spark_master=args.spark_master,
+        refit_bn=args.refit_bn,
+        soup=args.soup,
     )
     metrics = loaded.card["metrics"]
     accuracy = {split: round(metrics[split]["accuracy"], 4) for split in metrics}

@@ -196,21 +196,20 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "lite",
-            "Four-stage VGG at 48 x 48, three quarters of vgg's widths (about 1,350 faces/s through ONNX "
-            "against vgg's 930): the one-network model of video, live camera and batch, distilled from an "
-            "ensemble with --teacher, no test-time augmentation.",
+            "vgg's network, one of it, no test-time augmentation: the model of video, live camera and batch. "
+            "Meant to start from a trained vgg (--init-from) and learn from an ensemble (--teacher) with "
+            "vgg's augmentation, no mixup; shipping refits its batch norm (ship --refit-bn or --soup).",
             build_vgg,
             {
                 **_MODERN,
                 "input_size": 48,
-                "filters": (24, 48, 96, 192),
-                "hidden_units": 192,
-                "augment": "strong",
-                "mixup": 0.2,
-                "dropout": 0.3,
-                "learning_rate": 2e-3,
+                "filters": (32, 64, 128, 256),
+                "hidden_units": 256,
+                "augment": "full",
+                "dropout": 0.4,
+                "learning_rate": 1e-3,
                 "batch_size": 64,
-                "steps": 24_000,
+                "steps": 9_600,
                 "eval_every": 480,
             },
         ),

@@ -102,7 +102,7 @@ def train_model(
         progress=progress,
         restart=restart,
         keep_checkpoint=True,
-        extra_training=_photo_crops(dataset, config),
+        extra_training=training_photo_crops(dataset, config),
     )
     if announce:
         ended = "stopped" if result.stopped else "finished"
@@ -139,7 +139,45 @@ def train_model(
     return load_model(model_dir), result
 
 
-def _photo_crops(dataset: Dataset, config: TrainConfig) -> FaceSet | None:
+def _soup(members: list[LoadedModel], weights: list[float]) -> LoadedModel:
+    """The first model, its weights replaced by the weighted average of every model's (same shapes)."""
+    if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(
+            f"a soup needs one weight (>= 0, not all 0) per model, got {weights} for {len(members)}"
+        )
+    tensors = [member.model.get_weights() for member in members]
+    if any([w.shape for w in other] != [w.shape for w in tensors[0]] for other in tensors[1:]):
+        raise ValueError("a soup needs models of one architecture (the same weight shapes)")
+    total = sum(weights)
+    averaged = [
+        sum(weight / total * values[index] for weight, values in zip(weights, tensors, strict=True))
+        for index in range(len(tensors[0]))
+    ]
+    first = members[0]
+    first.model.set_weights(averaged)
+    return first
+
+
+def _refit_batch_norm(member: LoadedModel, dataset: Dataset) -> dict:
+    """Re-estimate ``member``'s batch-norm statistics (in place) on its own training faces, plain:
+    FER2013's Training split and, for a model trained with them, its photo crops."""
+    from fer_core.batchnorm import refit_batch_norm
+
+    faces = [resize_faces(dataset.splits["Training"].images, member.input_size)]
+    crops = training_photo_crops(dataset, member.config)
+    if crops is not None:
+        faces.append(resize_faces(crops.images, member.input_size))
+    faces = np.concatenate(faces)
+    layers = refit_batch_norm(member.model, faces)
+    return {
+        "model": member.name,
+        "faces": len(faces),
+        "photo_crops": member.config.photo_crops,
+        "layers": layers,
+    }
+
+
+def training_photo_crops(dataset: Dataset, config: TrainConfig) -> FaceSet | None:
     """``config.photo_crops`` Training faces as the photo path frames them, prepared like the rest."""
     if not config.photo_crops:
         return None
@@ -187,12 +225,21 @@ def ship_model(
     data: str | os.PathLike | None = None,
     split_config: SplitConfig = SplitConfig(),
     spark_master: str | None = None,
+    refit_bn: bool = False,
+    soup: list[float] | None = None,
 ) -> LoadedModel:
     """Save a trained model, or the average of several (an ensemble), to ``out`` with the test-time
     augmentation it predicts with and its card re-measured on the PublicTest and PrivateTest of ``data``.
 
     The data must be the one the models were trained on (same fingerprint). The card's training cost
-    is the sum over every run the models are made of, each counted once.
+    is the sum over every run the models are made of, each counted once. With ``refit_bn``, each
+    model's batch-norm statistics are first re-estimated on the faces it was trained on (Training and
+    its photo crops), seen without augmentation (:mod:`fer_core.batchnorm`).
+
+    With ``soup`` (one weight per model), the models, of one architecture, become one network whose
+    weights are their weighted average (a "model soup", Wortsman et al. 2022: it works for networks
+    fine-tuned from a common start); its batch-norm statistics are then refitted, since averaged
+    running statistics describe no network.
     """
     from fer_core.models import build_ensemble
 
@@ -203,6 +250,10 @@ def ship_model(
     for member in members:
         if member.card["data"]["fingerprint"] != dataset.fingerprint:
             raise ValueError(f"{member.path} was trained on other data than {Path(dataset.source).name}")
+    if soup:
+        members = [_soup(members, soup)]
+        refit_bn = True
+    refitted = [_refit_batch_norm(member, dataset) for member in members] if refit_bn else []
     first = members[0]
     config = dataclasses.replace(first.config, tta=tta)
     model = first.model if len(members) == 1 else build_ensemble([member.model for member in members])
@@ -220,6 +271,13 @@ def ship_model(
     teacher = first.card["training"].get("teacher") or teacher_entry(config)
     if teacher and len(members) == 1:
         training["teacher"] = teacher
+    if soup:
+        training["soup"] = [
+            {"name": read_card(source)["name"], "path": str(source), "weight": weight}
+            for source, weight in zip(sources, soup, strict=True)
+        ]
+    if refitted:
+        training["batch_norm_refit"] = refitted if len(members) > 1 else refitted[0]
     if len(members) > 1:
         training["members"] = [
             {"name": member.name, "path": str(member.path), "weights_sha256": member.card["weights_sha256"]}

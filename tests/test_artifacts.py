@@ -7,7 +7,16 @@ import shutil
 
 import pytest
 
-from fer_core.artifacts import CARD_FILE, MODEL_FILE, ModelError, default_model_path, load_model, read_card
+from fer_core.artifacts import (
+    CARD_FILE,
+    DEFAULT_MODEL,
+    LITE_MODEL,
+    MODEL_FILE,
+    ModelError,
+    default_model_path,
+    load_model,
+    read_card,
+)
 from fer_core.data import load_dataset
 from fer_core.emotions import EMOTIONS, SPLITS
 from fer_core.pipeline import evaluate_model
@@ -53,8 +62,12 @@ def test_a_folder_without_a_model_is_refused(tmp_path):
         load_model(tmp_path)
 
 
-def test_default_model_reproduces_its_card_on_the_full_data(full_csv, spark):
-    loaded = load_model()
+SHIPPED = [folder for folder in (DEFAULT_MODEL, LITE_MODEL) if (folder / CARD_FILE).is_file()]
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda folder: folder.name)
+def test_shipped_models_reproduce_their_cards_on_the_full_data(folder, full_csv, spark):
+    loaded = load_model(folder)
     dataset = load_dataset(full_csv)
     assert loaded.card["data"]["fingerprint"] == dataset.fingerprint
     for split in SPLITS[1:]:
