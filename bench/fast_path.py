@@ -107,7 +107,7 @@ def cli_rate(model: Path, files: list[Path]) -> tuple[float, float]:
     """Seconds of ``predict --no-detect`` over a tenth of ``files`` and over all; the marginal faces/s."""
     seconds = []
     for part in (files[: len(files) // 10], files):
-        seconds.append(min(_cli_seconds(model, part) for _ in range(2)))  # best of 2: one is noisy
+        seconds.append(min(_cli_seconds(model, part) for _ in range(3)))  # best of 3: one is noisy
     extra = len(files) - len(files) // 10
     return seconds[1], extra / (seconds[1] - seconds[0])
 

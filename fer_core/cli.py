@@ -506,7 +506,9 @@ def cmd_predict(args) -> None:
         written = _write_explanations(results, loaded, Path(args.explain))
         print(f"{written} Grad-CAM overlays written to {args.explain}", file=sys.stderr)
     if args.json:
-        print(json.dumps([result.to_dict() for result in results], indent=1))
+        # One image a line, each encoded by json's C encoder (an indented dump runs the pure-Python
+        # one, a tenth of a millisecond a face): still one JSON array.
+        print("[\n" + ",\n".join(json.dumps(result.to_dict()) for result in results) + "\n]")
         return
     for result in results:
         if result.error:

@@ -122,6 +122,9 @@ def read_image(source: bytes | str | os.PathLike) -> np.ndarray:
         raise ImageError("the file is empty")
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageError(f"the file is larger than {MAX_IMAGE_BYTES // 2**20} MB")
+    plain = _decode_plain_png(data)
+    if plain is not None:
+        return plain
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -132,7 +135,8 @@ def read_image(source: bytes | str | os.PathLike) -> np.ndarray:
                         f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels"
                     )
                 image.load()
-                upright = to_8bit(ImageOps.exif_transpose(image)).convert("RGB")
+                ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of every upright photo
+                upright = to_8bit(image).convert("RGB")
     except UnidentifiedImageError:
         raise ImageError(
             "the file is not an image in a format we can read (jpg, png, webp, bmp, tiff)"
@@ -146,6 +150,24 @@ def read_image(source: bytes | str | os.PathLike) -> np.ndarray:
             f"the image could not be decoded; it may be truncated or damaged ({error})"
         ) from None
     return np.asarray(upright)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _decode_plain_png(data: bytes) -> np.ndarray | None:
+    """An 8-bit PNG without EXIF decoded by OpenCV, RGB uint8 (H, W, 3): the pixels Pillow gives
+    (alpha dropped, gray and palette expanded), in about half the time, which counts when a folder
+    of small face crops is scored. None for any other file, which then takes Pillow's path."""
+    import cv2
+
+    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or data[24] != 8:
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if width * height > MAX_IMAGE_PIXELS or b"eXIf" in data:
+        return None  # too large (refused on Pillow's path) or possibly turned by its EXIF
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from fer_core.emotions import EMOTIONS
 from fer_core.faces import detect_faces
 from fer_core.models import build_ensemble
 from fer_core.predict import (
+    ImageError,
     analyze_image,
     analyze_images,
     feature_layers,
@@ -119,6 +120,49 @@ def test_too_many_pixels_is_refused(model):
     Image.new("L", (8000, 6000)).save(buffer, format="PNG")
     result = analyze_image(buffer.getvalue(), model)
     assert "megapixels" in result.error
+
+
+def _png(image, exif=None) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", **({} if exif is None else {"exif": exif}))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P"])
+def test_the_png_fast_path_reads_the_pixels_pillow_reads(photos, mode):
+    from PIL import Image
+
+    from fer_core.predict import _decode_plain_png
+
+    photo = Image.open(photos / "single_face.jpg").resize((96, 64))
+    image = photo.quantize(32) if mode == "P" else photo.convert(mode)
+    if mode in ("RGBA", "LA"):
+        image.putalpha(Image.linear_gradient("L").resize(image.size))
+    data = _png(image)
+    fast = _decode_plain_png(data)
+    assert fast is not None, "an 8-bit PNG takes the fast path"
+    with Image.open(io.BytesIO(data)) as reference:
+        np.testing.assert_array_equal(fast, np.asarray(reference.convert("RGB")))
+    np.testing.assert_array_equal(read_image(data), fast)
+
+
+def test_pngs_the_fast_path_leaves_to_pillow(photos):
+    from PIL import Image
+
+    from fer_core.predict import _decode_plain_png
+
+    photo = Image.open(photos / "single_face.jpg").convert("L").resize((96, 64))
+    deep = Image.fromarray(np.asarray(photo, np.uint16) * 257)  # 16 bits a pixel
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn right to view
+    for data in (_png(deep), _png(photo, exif)):
+        assert _decode_plain_png(data) is None
+    np.testing.assert_array_equal(read_image(_png(deep))[..., 0], np.asarray(photo))  # 65535 -> 255
+    assert read_image(_png(photo, exif)).shape[:2] == (96, 64)  # turned upright by Pillow
+    truncated = _png(photo)[:300]
+    assert _decode_plain_png(truncated) is None
+    with pytest.raises(ImageError, match="truncated"):
+        read_image(truncated)
 
 
 def test_predict_faces_from_arrays_with_and_without_tta(model, sample_lines):
