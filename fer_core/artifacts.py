@@ -8,9 +8,9 @@ import hashlib
 import json
 import os
 import platform
+import threading
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +67,43 @@ class ModelError(ValueError):
     """A model folder that is missing, damaged or made for other labels or preprocessing."""
 
 
-@dataclass(frozen=True)
 class LoadedModel:
-    """A Keras model with its card; ``model`` maps uint8 faces (N, size, size) to probabilities (N, 7)."""
+    """A Keras model with its card; ``model`` maps uint8 faces (N, size, size) to probabilities (N, 7).
 
-    model: Any
-    card: dict[str, Any]
-    path: Path
-    fast: Any = None  # the ONNX export (fer_core.export.OnnxModel) when the folder ships one
+    ``load``, given instead of ``model``, builds the Keras model on first use: a folder that predicts
+    through its ONNX export never imports TensorFlow (seconds at a command's start) unless a caller
+    needs the network itself (Grad-CAM, training, refitting).
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        card: dict[str, Any] | None = None,
+        path: str | Path = ".",
+        fast: Any = None,  # the ONNX export (fer_core.export.OnnxModel) when the folder ships one
+        *,
+        load: Callable[[], Any] | None = None,
+    ):
+        if model is None and load is None:
+            raise ValueError("a LoadedModel needs a Keras model or a way to load one")
+        self._model, self._load, self._lock = model, load, threading.Lock()
+        self.card, self.path, self.fast = card or {}, Path(path), fast
+
+    @property
+    def model(self) -> Any:
+        """The Keras network, loaded on first use where the folder was opened without it."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def replace(self, **changes: Any) -> LoadedModel:
+        """A copy with ``card``, ``path`` or ``fast`` changed, sharing the network (loaded or not)."""
+        settings = {"card": self.card, "path": self.path, "fast": self.fast, **changes}
+        if self._model is None:
+            return LoadedModel(load=lambda: self.model, **settings)
+        return LoadedModel(self._model, **settings)
 
     @property
     def predictor(self) -> Any:
@@ -448,22 +477,28 @@ def load_model(directory: str | Path | None = None, *, fast: bool = True) -> Loa
 
     With ``fast`` (the default), a folder that ships an ONNX export predicts through it.
     """
-    import keras
-
     directory = Path(directory or default_model_path())
     card = verified_card(directory)
     weights = directory / MODEL_FILE
-    try:
-        model = keras.models.load_model(weights, compile=False)
-    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as error:
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise ModelError(f"{weights} is damaged: Keras cannot load it ({reason})") from None
     size = int(card["preprocessing"]["input_size"])
-    if tuple(model.input_shape[1:3]) != (size, size):
-        raise ModelError(f"{weights} takes {model.input_shape[1:3]} inputs, its card says {size}")
-    return LoadedModel(
-        model=model, card=card, path=directory, fast=_load_export(directory, card) if fast else None
-    )
+
+    def load_keras():
+        import keras
+
+        try:
+            model = keras.models.load_model(weights, compile=False)
+        except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as error:
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise ModelError(f"{weights} is damaged: Keras cannot load it ({reason})") from None
+        if tuple(model.input_shape[1:3]) != (size, size):
+            raise ModelError(f"{weights} takes {model.input_shape[1:3]} inputs, its card says {size}")
+        return model
+
+    export = _load_export(directory, card) if fast else None
+    if export is not None:
+        # The card vouches for both files (their sha256); the export predicts, Keras waits until asked.
+        return LoadedModel(card=card, path=directory, fast=export, load=load_keras)
+    return LoadedModel(load_keras(), card=card, path=directory)
 
 
 def _load_export(directory: Path, card: dict[str, Any]) -> Any:

@@ -10,7 +10,6 @@ and a file that cannot be read one row with its ``error``: neither fails the job
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -402,7 +401,7 @@ def worker_model(files: dict[str, bytes], threads: int = 1, retinaface: bool = F
             if loaded.fast is not None:  # its onnxruntime session too holds to the task's cores
                 from fer_core.export import OnnxModel
 
-                loaded = dataclasses.replace(loaded, fast=OnnxModel(loaded.fast.path, threads))
+                loaded = loaded.replace(fast=OnnxModel(loaded.fast.path, threads))
             _worker_models[key] = loaded
         return _worker_models[key]
 

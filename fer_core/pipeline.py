@@ -65,7 +65,7 @@ def _measure(model, config: TrainConfig, dataset: Dataset, out: Path, splits) ->
     )
     calibration = calibrate_model(probe, dataset) if len(dataset.splits["PublicTest"]) else None
     if calibration:
-        probe = dataclasses.replace(probe, card={**probe.card, "calibration": calibration})
+        probe = probe.replace(card={**probe.card, "calibration": calibration})
     measured = [split for split in splits if len(dataset.splits[split])]
     metrics = {split: evaluate_model(probe, dataset, split).to_dict() for split in measured}
     return metrics, calibration

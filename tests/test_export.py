@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -103,3 +105,25 @@ def test_every_shipped_export_agrees_with_keras(name, sample_faces):
     )
     difference = np.abs(run_model(loaded.fast, inputs) - run_model(loaded.model, inputs)).max()
     assert difference <= TOLERANCE
+
+
+def test_a_folder_with_an_export_predicts_without_importing_tensorflow(exported_fast, sample_csv):
+    """TensorFlow's import takes seconds: the CLI's `predict` on an exported model never pays it, and the
+    Keras network still loads, the same one, when a caller asks for it (Grad-CAM, refitting)."""
+    script = (
+        "import sys, numpy as np\n"
+        "from fer_core.artifacts import load_model\n"
+        "from fer_core.data import load_dataset\n"
+        "from fer_core.predict import predict_faces\n"
+        f"loaded = load_model({str(exported_fast)!r})\n"
+        f"faces = load_dataset({str(sample_csv)!r}).splits['PrivateTest'].images\n"
+        "fast = predict_faces(loaded, faces)\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+        "slow = predict_faces(loaded.replace(fast=None), faces)\n"
+        "print('tensorflow' in sys.modules, float(np.abs(fast - slow).max()))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    before, after = run.stdout.split("\n")[-3:-1]
+    assert before == "False False"
+    imported, difference = after.split()
+    assert imported == "True" and float(difference) <= TOLERANCE
