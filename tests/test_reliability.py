@@ -17,6 +17,7 @@ import threading
 import time
 import tomllib
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -430,6 +431,15 @@ def tiny_model():
         "tta": "none",
     }
     return build_model(config), card
+
+
+def test_a_saved_model_is_deflated_and_loads_the_same_weights(tmp_path, tiny_model):
+    network, card = tiny_model
+    folder = save_model(network, tmp_path / "model", card)
+    with zipfile.ZipFile(folder / MODEL_FILE) as stored:
+        assert {entry.compress_type for entry in stored.infolist()} == {zipfile.ZIP_DEFLATED}
+    for saved, loaded in zip(network.get_weights(), load_model(folder).model.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, loaded)
 
 
 def _disk_full(real_write, after_bytes: int):
