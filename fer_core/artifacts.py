@@ -553,7 +553,7 @@ def _mtime(path: Path) -> float:
 def _refit_line(refit: dict | list[dict]) -> str:
     """The README's line on batch-norm statistics re-estimated after training (one entry per network)."""
     entries = refit if isinstance(refit, list) else [refit]
-    faces = ", ".join(f"{entry['faces']:,}" for entry in entries)
+    faces = ", ".join(f"{entry['model']} {entry['faces']:,}" for entry in entries)
     return (
         f"- Batch-norm statistics re-estimated after training on the faces each network was trained on "
         f"(Training and its photo crops: {faces}), seen without augmentation."

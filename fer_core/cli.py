@@ -158,8 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ship.add_argument(
         "--refit-bn",
-        action="store_true",
-        help="re-estimate each model's batch-norm statistics on its training faces without augmentation",
+        nargs="*",
+        metavar="NAME",
+        help="re-estimate each model's batch-norm statistics on its training faces without augmentation "
+        "(given names, only those models')",
     )
     ship.add_argument(
         "--soup",
@@ -447,7 +449,7 @@ def cmd_ship(args) -> None:
         data=args.data,
         split_config=_split_config(args),
         spark_master=args.spark_master,
-        refit_bn=args.refit_bn,
+        refit_bn=True if args.refit_bn == [] else (args.refit_bn or False),
         soup=args.soup,
     )
     metrics = loaded.card["metrics"]

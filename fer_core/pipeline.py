@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +177,17 @@ def _refit_batch_norm(member: LoadedModel, dataset: Dataset) -> dict:
     }
 
 
+def _members_to_refit(members: list[LoadedModel], refit_bn: bool | Collection[str]) -> set[str]:
+    """The names of the members whose batch norm ``ship`` refits: all, none, or those named."""
+    names = [member.name for member in members]
+    if isinstance(refit_bn, bool):
+        return set(names) if refit_bn else set()
+    unknown = sorted(set(refit_bn) - set(names))
+    if unknown:
+        raise ValueError(f"--refit-bn names {', '.join(unknown)}, not among the models ({', '.join(names)})")
+    return set(refit_bn)
+
+
 def training_photo_crops(dataset: Dataset, config: TrainConfig) -> FaceSet | None:
     """``config.photo_crops`` Training faces as the photo path frames them, prepared like the rest."""
     if not config.photo_crops:
@@ -225,7 +236,7 @@ def ship_model(
     data: str | os.PathLike | None = None,
     split_config: SplitConfig = SplitConfig(),
     spark_master: str | None = None,
-    refit_bn: bool = False,
+    refit_bn: bool | Collection[str] = False,
     soup: list[float] | None = None,
 ) -> LoadedModel:
     """Save a trained model, or the average of several (an ensemble), to ``out`` with the test-time
@@ -234,7 +245,8 @@ def ship_model(
     The data must be the one the models were trained on (same fingerprint). The card's training cost
     is the sum over every run the models are made of, each counted once. With ``refit_bn``, each
     model's batch-norm statistics are first re-estimated on the faces it was trained on (Training and
-    its photo crops), seen without augmentation (:mod:`fer_core.batchnorm`).
+    its photo crops), seen without augmentation (:mod:`fer_core.batchnorm`); given model names (the
+    names on their cards), only those models'.
 
     With ``soup`` (one weight per model), the models, of one architecture, become one network whose
     weights are their weighted average (a "model soup", Wortsman et al. 2022: it works for networks
@@ -246,14 +258,15 @@ def ship_model(
     members = [load_model(source) for source in sources]
     if not members:
         raise ValueError("name at least one model to ship")
+    refit = _members_to_refit(members, refit_bn)
     dataset = load_dataset(data, split_config=split_config, spark_master=spark_master)
     for member in members:
         if member.card["data"]["fingerprint"] != dataset.fingerprint:
             raise ValueError(f"{member.path} was trained on other data than {Path(dataset.source).name}")
     if soup:
         members = [_soup(members, soup)]
-        refit_bn = True
-    refitted = [_refit_batch_norm(member, dataset) for member in members] if refit_bn else []
+        refit = {members[0].name}
+    refitted = [_refit_batch_norm(member, dataset) for member in members if member.name in refit]
     first = members[0]
     config = dataclasses.replace(first.config, tta=tta)
     model = first.model if len(members) == 1 else build_ensemble([member.model for member in members])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import keras
 import numpy as np
 import pytest
 
-from fer_core.artifacts import MODELS_DIR, LoadedModel, load_model
+from fer_core.artifacts import MODELS_DIR, LoadedModel, load_model, read_card, write_card
 from fer_core.batchnorm import refit_batch_norm
 from fer_core.data import load_dataset
 from fer_core.models import build_model, preset_config
@@ -108,3 +109,24 @@ def test_ship_a_soup_of_two_networks(tmp_path, full_csv, spark):
     assert loaded.card["training"]["batch_norm_refit"]["layers"] == 7  # always refitted after averaging
     assert "members" not in loaded.card["training"]  # one network, not an ensemble
     assert loaded.model.count_params() == load_model(MODELS_DIR / "fast").model.count_params()
+
+
+def test_ship_refits_only_the_members_it_names(tmp_path, full_csv, spark):
+    other = tmp_path / "fast_twin"
+    shutil.copytree(MODELS_DIR / "fast", other)
+    write_card(other, {**read_card(other), "name": "fast_twin"})
+    with pytest.raises(ValueError, match="vgg, not among the models"):
+        ship_model([MODELS_DIR / "fast", other], tmp_path / "no", name="no", tta="none", refit_bn=["vgg"])
+    pair = ship_model(
+        [MODELS_DIR / "fast", other],
+        tmp_path / "pair",
+        name="pair",
+        tta="none",
+        data=full_csv,
+        refit_bn=["fast_twin"],
+    )
+    assert [entry["model"] for entry in pair.card["training"]["batch_norm_refit"]] == ["fast_twin"]
+    original = load_model(MODELS_DIR / "fast").model.get_weights()
+    first, second = (pair.model.get_layer(f"member_{number}").get_weights() for number in (1, 2))
+    assert all(np.array_equal(kept, old) for kept, old in zip(first, original, strict=True))
+    assert not all(np.array_equal(refitted, old) for refitted, old in zip(second, original, strict=True))
