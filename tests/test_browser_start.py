@@ -64,8 +64,9 @@ def test_the_batch_page_scores_an_uploaded_zip_of_photos(fresh_server, page, pho
     name = page.get_by_label("Job name", exact=True)
     name.fill("browser-batch")
     name.press("Tab")
+    _settle(page)  # the rerun the new name starts is over: the click lands on the page as it now is
     page.get_by_role("button", name="Start the batch").click()
-    page.get_by_text("browser-batch").first.wait_for(timeout=60_000)
+    page.get_by_text("browser-batch").first.wait_for(timeout=180_000)
     # The job runs in a process of its own: its Spark progress, then its results, appear by themselves.
     metrics = page.locator('[data-testid="stMetric"]')
     page.locator('[data-testid="stMetricLabel"]', has_text="Errors").wait_for(timeout=600_000)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -125,11 +124,7 @@ def test_uncertain_flag_follows_the_cards_threshold(photos):
     from fer_core.predict import analyze_image
 
     model = load_model()
-    strict = dataclasses.replace(
-        model, card={**model.card, "calibration": {"temperature": 1.0, "uncertain_below": 1.01}}
-    )
-    lenient = dataclasses.replace(
-        model, card={**model.card, "calibration": {"temperature": 1.0, "uncertain_below": 0.0}}
-    )
+    strict = model.replace(card={**model.card, "calibration": {"temperature": 1.0, "uncertain_below": 1.01}})
+    lenient = model.replace(card={**model.card, "calibration": {"temperature": 1.0, "uncertain_below": 0.0}})
     assert all(face.uncertain for face in analyze_image(photos / "multi_face.jpg", strict).faces)
     assert not any(face.uncertain for face in analyze_image(photos / "multi_face.jpg", lenient).faces)
