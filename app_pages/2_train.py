@@ -101,7 +101,7 @@ with st.form("train_form"):
     )
     flip = c3.toggle("Flip copies", defaults.flip, key=key + "flip", help="the report's mirrored copies")
     rotation = c4.slider("Rotation copies (degrees)", 0.0, 30.0, defaults.rotation, 1.0, key=key + "rotation")
-    c1, c2, _, _ = st.columns(4)
+    c1, c2, c3, _ = st.columns(4)
     photo_crops = c1.number_input(
         "Faces framed as in photos",
         0,
@@ -113,6 +113,13 @@ with st.form("train_form"):
         "Predict page frames faces (0 = off; about 50 ms of detection a face, done once and cached)",
     )
     mixup = c2.slider("Mixup", 0.0, 1.0, defaults.mixup, 0.1, key=key + "mixup", help="Beta(a, a); 0 = off")
+    ema = c3.select_slider(
+        "Weight average (EMA)",
+        sorted({0.0, 0.99, 0.995, 0.998, 0.999, defaults.ema}),
+        defaults.ema,
+        key=key + "ema",
+        help="momentum of a moving average of the weights, written into them before each validation; 0 = off",
+    )
 
     st.markdown("**Optimisation**")
     c1, c2, c3, c4 = st.columns(4)
@@ -219,6 +226,7 @@ if submitted:
             max_train_faces=int(max_faces),
             photo_crops=int(photo_crops),
             mixup=mixup,
+            ema=ema,
             init_from=init_from,
             teacher=teacher,
             distill_temperature=distill_temperature,

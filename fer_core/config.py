@@ -53,6 +53,9 @@ class TrainConfig:
     max_train_faces: int = 0  # 0 = all; a small number makes a quick demo or test run
     init_from: str = ""  # a model folder whose weights start the run (same preset and sizes)
     mixup: float = 0.0  # Beta(a, a) of mixup between the faces of a batch (and their targets); 0 = off
+    # momentum of a moving average of the weights, which replaces them before each validation pass (so
+    # the curves, the best checkpoint and the finished model are the average); 0 = off
+    ema: float = 0.0
     # Training faces also shown as the photo path frames them (fer_core.synthetic): this many placed in
     # synthetic photos, found by the detector and aligned, added to the training faces; 0 = off
     photo_crops: int = 0
@@ -90,6 +93,8 @@ class TrainConfig:
             raise ValueError(f"photo_crops must be 0 (off) or a number of faces, got {self.photo_crops}")
         if self.mixup < 0:
             raise ValueError(f"mixup must be 0 (off) or a positive Beta parameter, got {self.mixup}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be 0 (off) or a momentum below 1, got {self.ema}")
         if self.distill_temperature <= 0:
             raise ValueError(f"distill_temperature must be positive, got {self.distill_temperature}")
         if not 0.0 <= self.distill_weight <= 1.0:

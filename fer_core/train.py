@@ -140,13 +140,19 @@ def _optimizer(config: TrainConfig):
             warmup_target=config.learning_rate,
             warmup_steps=warmup,
         )
+    # The average is written into the weights at the end of every Keras epoch, just before validation.
+    average = (
+        {"use_ema": True, "ema_momentum": config.ema, "ema_overwrite_frequency": config.steps_per_epoch}
+        if config.ema
+        else {}
+    )
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(rate)
+        return keras.optimizers.SGD(rate, **average)
     if config.optimizer == "momentum":
-        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
+        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True, **average)
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(rate)
-    return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+        return keras.optimizers.Adam(rate, **average)
+    return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay, **average)
 
 
 def _callbacks(config: TrainConfig, run_dir: Path, progress: ProgressHook | None, started: float):

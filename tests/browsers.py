@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +54,42 @@ def chromium(*extra_args: str):
             yield browser
         finally:
             browser.close()
+
+
+def settle(page) -> None:
+    """Wait until the server has no script run going for this page, and check none raised."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=300_000
+    )
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.all_inner_texts()
+
+
+def click_until_shown(page, button: str, shown: str, *, attempts: int = 3, wait_s: float = 60) -> None:
+    """Click ``button`` until ``shown`` appears on the page.
+
+    On a loaded 2-core machine a click now and then comes to nothing: the button takes focus, and no
+    toast, error, job or line in the server's log follows. It is the frontend's race with a rerun
+    still in flight (the one a widget's new value started, whose "running" badge shows only after a
+    delay), which no wait on the page can rule out. Buttons that start jobs are safe to press again:
+    a second press finds the job running. Fails with the page's text and a screenshot when ``shown``
+    never appears.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, attempts + 1):
+        settle(page)
+        page.get_by_role("button", name=button).click()
+        try:
+            page.get_by_text(shown).first.wait_for(timeout=wait_s * 1000)
+            if attempt > 1:  # the summary of the run lists it
+                warnings.warn(f"{button!r} needed {attempt} clicks to show {shown!r}", stacklevel=2)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts:
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=SHOTS / f"lost-click-{button}.png", full_page=True)
+                raise AssertionError(
+                    f"{shown!r} never appeared after {attempts} clicks on {button!r}; the page says:\n"
+                    + page.locator("body").inner_text()
+                ) from None

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from browsers import SHOTS, streamlit_server, tab
+from browsers import SHOTS, click_until_shown, streamlit_server, tab
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +100,7 @@ def test_a_short_training_started_in_the_browser_finishes(server, page):
     name = page.get_by_label("Run name", exact=True)
     name.fill("browser-run")
     name.press("Tab")
-    page.get_by_role("button", name="Start training").click()
-    page.get_by_text("browser-run").first.wait_for()
+    click_until_shown(page, "Start training", "browser-run")
     page.reload()  # the job is a process of its own: a reload finds it running or finished
     _visit(page, f"{server}/train", "Train")
     page.get_by_text("browser-run finished after 40 steps").wait_for(timeout=300_000)

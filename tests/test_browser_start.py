@@ -9,7 +9,7 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from browsers import SHOTS, streamlit_server
+from browsers import SHOTS, click_until_shown, settle, streamlit_server
 
 PAGE_TITLES = ["Home", "Dataset", "Train", "Evaluate", "Predict", "Batch"]
 
@@ -19,14 +19,6 @@ def fresh_server(tmp_path):
     """A new ``streamlit run`` process that has served nobody yet."""
     with streamlit_server(tmp_path / "streamlit.log") as url:
         yield url
-
-
-def _settle(page) -> None:
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=300_000
-    )
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, exceptions.all_inner_texts()
 
 
 def test_a_bookmarked_page_opened_first_shows_the_apps_navigation_layout_and_sidebar(fresh_server, page):
@@ -45,7 +37,7 @@ def test_a_bookmarked_page_opened_first_shows_the_apps_navigation_layout_and_sid
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("Shipped sample").wait_for()
     sidebar.get_by_text("Master URL").wait_for()
-    _settle(page)
+    settle(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / "evaluate-first-request.png", full_page=True)
 
@@ -58,19 +50,17 @@ def test_the_batch_page_scores_an_uploaded_zip_of_photos(fresh_server, page, pho
                 zipped.write(path, path.relative_to(photo_folder).as_posix())
     page.goto(f"{fresh_server}/batch")
     page.get_by_role("heading", name="Batch", level=1).wait_for(timeout=120_000)
-    _settle(page)
+    settle(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([archive])
     page.get_by_text("photos.zip").wait_for()
     name = page.get_by_label("Job name", exact=True)
     name.fill("browser-batch")
     name.press("Tab")
-    _settle(page)  # the rerun the new name starts is over: the click lands on the page as it now is
-    page.get_by_role("button", name="Start the batch").click()
-    page.get_by_text("browser-batch").first.wait_for(timeout=180_000)
+    click_until_shown(page, "Start the batch", "browser-batch")
     # The job runs in a process of its own: its Spark progress, then its results, appear by themselves.
     metrics = page.locator('[data-testid="stMetric"]')
     page.locator('[data-testid="stMetricLabel"]', has_text="Errors").wait_for(timeout=600_000)
-    _settle(page)
+    settle(page)
     labels = metrics.locator('[data-testid="stMetricLabel"]').all_inner_texts()
     values = dict(
         zip(labels, metrics.locator('[data-testid="stMetricValue"]').all_inner_texts(), strict=True)

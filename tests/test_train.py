@@ -239,3 +239,23 @@ def test_a_distilled_model_card_names_its_teacher_and_its_members():
     members = [member["name"] for member in card["training"].get("members", [])]
     assert entry.get("members", []) == members
     assert entry["temperature"] == 3.0
+
+
+def test_a_moving_average_of_the_weights_is_what_the_run_validates_and_ends_with(sample, tmp_path):
+    """With ``ema`` the weights are replaced by their running average before every validation pass: with
+    a momentum near 1 the finished network stays near where it started, while plain steps move it."""
+    from fer_core.artifacts import MODELS_DIR, load_model
+
+    start = load_model(MODELS_DIR / "fast").model.get_weights()
+    moved = {}
+    for ema in (0.0, 0.999):
+        config = preset_config("fast", **{**TINY, "init_from": str(MODELS_DIR / "fast"), "ema": ema})
+        result = train(config, prepare(sample, config.preprocess), tmp_path / f"ema-{ema}")
+        assert result.steps_done == config.steps
+        weights = result.model.get_weights()
+        moved[ema] = sum(
+            float(np.abs(after - before).sum()) for after, before in zip(weights, start, strict=True)
+        )
+    assert 0 < moved[0.999] < 0.2 * moved[0.0], moved
+    with pytest.raises(ValueError, match="ema"):
+        preset_config("fast", ema=1.0)
