@@ -26,58 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.artifacts import fast_model_path, load_model
-from fer_core.faces import detect_faces
 from fer_core.launch import local_server
-from fer_core.predict import read_image
 from fer_core.video import LiveSession, VideoConfig, analyze_video
+from tests.clips import photo, unsmiling_face, write_clip, write_y4m
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "tests" / "data" / "photos"
-SIZE = (640, 480)
-
-
-def frame_of(image: np.ndarray) -> np.ndarray:
-    """A photo scaled into a 640 x 480 frame on dark gray."""
-    import cv2
-
-    width, height = SIZE
-    scale = min(width / image.shape[1], height / image.shape[0])
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    frame = np.full((height, width, 3), 40, np.uint8)
-    top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
-    frame[top : top + small.shape[0], left : left + small.shape[1]] = small
-    return frame
 
 
 def faces() -> tuple[np.ndarray, np.ndarray]:
-    """A smiling face and an unsmiling one, each a 640 x 480 frame."""
-    smiling = frame_of(read_image(PHOTOS / "single_face.jpg"))
-    group = read_image(PHOTOS / "group_solvay_1927.jpg")
-    x, y, w, h = max(detect_faces(group), key=lambda detection: detection.score).box
-    margin = max(w, h) // 4
-    unsmiling = frame_of(group[max(0, y - margin) : y + h + margin, max(0, x - margin) : x + w + margin])
-    return smiling, unsmiling
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
-    import cv2
-
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, SIZE)
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
-def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
-    import cv2
-
-    width, height = SIZE
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
-    return path
+    """A smiling face and an unsmiling one, each a 640 x 480 frame: the test clips' frames."""
+    return photo(PHOTOS, "single_face.jpg"), unsmiling_face(PHOTOS)
 
 
 def live_in_process(loaded, frame: np.ndarray, seconds: float = 20.0) -> float:
@@ -137,7 +96,7 @@ def main() -> None:
     smiling, unsmiling = faces()
     half = args.seconds * 30 // 2
     folder = Path(tempfile.mkdtemp(prefix="bench-video-"))
-    clip = write_clip(folder / "face.mp4", [smiling] * half + [unsmiling] * half)
+    clip = write_clip(folder / "face.mp4", [smiling] * half + [unsmiling] * half, fps=30)
     analyze_video(clip, loaded, VideoConfig(fps=args.fps, tta="none", max_duration_s=1))  # warm-up
     print(
         f"\n{loaded.name}; a {args.seconds} s clip, 640 x 480 at 30 frames/s, one face, "
@@ -152,7 +111,7 @@ def main() -> None:
     rate = live_in_process(loaded, smiling)
     print(f"\nlive camera, processing alone (LiveSession, TTA none): {rate:.1f} annotated frames/s")
     if not args.no_browser:
-        camera = write_y4m(folder / "camera.y4m", [smiling] * 30)
+        camera = write_y4m(folder / "camera.y4m", [smiling] * 30, fps=30)
         rate, count = live_in_browser(camera)
         path = "Chromium -> WebRTC -> server -> WebRTC"
         print(f"live camera, {path}: {rate:.1f} annotated frames/s ({count} frames)")
