@@ -54,12 +54,11 @@ def tflite_runner(model, folder: Path):
     """A TFLite conversion of ``model`` and a function running it on float32 (N, H, W) faces."""
     import tensorflow as tf
 
-    size = model.input_shape[1]
-    function = tf.function(
-        lambda faces: model(faces, training=False),
-        input_signature=[tf.TensorSpec((None, size, size), tf.float32)],
-    )
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
+    # Through a SavedModel: converting a concrete function of a network without augmentation layers
+    # left its weights as uninitialised resource variables (NaN out, with TensorFlow 2.21).
+    saved = folder / "saved_model"
+    model.export(str(saved), verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
     path = folder / "model.tflite"
     path.write_bytes(converter.convert())
     interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=2)

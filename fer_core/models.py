@@ -198,7 +198,8 @@ PRESETS: dict[str, Preset] = {
             "lite",
             "vgg's network, one of it, no test-time augmentation: the model of video, live camera and batch. "
             "Meant to start from a trained vgg (--init-from) and learn from an ensemble (--teacher) with "
-            "vgg's augmentation, no mixup; shipping refits its batch norm (ship --refit-bn or --soup).",
+            "vgg's augmentation, no mixup; then its batch norm refitted (ship --refit-bn) or a short "
+            "fine-tune on plain faces (--augment none).",
             build_vgg,
             {
                 **_MODERN,
