@@ -1,6 +1,7 @@
 """Choose an ensemble's members, and which of them get their batch norm refitted, on PublicTest only.
 
     python -m bench.members MODEL_DIR [MODEL_DIR ...] [--data PATH] [--seeds 0,1,2] [--top 15]
+                            [--max-members N]
 
 Each network predicts with its mirror TTA, as trained (p) and with its batch-norm statistics refitted
 on its training faces (r, what ``ship --refit-bn NAME`` does), on the PublicTest faces directly and
@@ -9,7 +10,9 @@ on the same faces placed in synthetic photos and read through the photo path (de
 Then every group of the networks, each member p or r, from those predictions: accuracy directly, on
 the photos (mean over the seeds), and the photo path's gap to direct per seed. The issue "Real
 photos" bounds that gap to 1.5 points, so the table lists the best groups overall and the best
-within the bound. The placements and each network's predictions are cached in the data cache.
+within the bound. ``--max-members`` keeps to groups that fit the folder-size bound (four networks
+at float32, six with their weights rounded to float16: ``ship --weights-precision``). The placements
+and each network's predictions are cached in the data cache.
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=full_dataset_path())
     parser.add_argument("--seeds", type=lambda text: [int(v) for v in text.split(",")], default=[0, 1, 2])
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument(
+        "--max-members", type=int, default=0, help="the most networks a group may have (0: any number)"
+    )
     args = parser.parse_args()
     if args.data is None:
         raise SystemExit("the full FER2013 is needed: set FER2013_CSV or pass --data")
@@ -83,14 +89,15 @@ def main() -> None:
     sets, found = {"direct": public.images}, {}
     for seed in args.seeds:
         sets[f"s{seed}"], found[seed] = photo_crops(public.images, seed, key)
-    names = [folder.name for folder in args.models]
+    # A run's model folder is RUN/model: name it for its run.
+    names = [folder.parent.name if folder.name == "model" else folder.name for folder in args.models]
     predictions = {
         name: member_predictions(folder, dataset, sets, key)
         for name, folder in zip(names, args.models, strict=True)
     }
 
     rows = []
-    for size in range(1, len(names) + 1):
+    for size in range(1, (args.max_members or len(names)) + 1):
         for group in itertools.combinations(names, size):
             for variants in itertools.product("pr", repeat=size):
 

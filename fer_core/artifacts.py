@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_core.calibrate import Calibration
-from fer_core.config import TTA_MODES, TrainConfig
+from fer_core.config import TTA_MODES, WEIGHT_PRECISIONS, TrainConfig
 from fer_core.data import PROJECT_ROOT
 from fer_core.emotions import EMOTIONS
 from fer_core.export import ONNX_FILE
@@ -243,6 +243,41 @@ def make_card(
     }
 
 
+FLOAT16_NORMAL = (6.104e-5, 65504.0)  # float16 keeps 11 significant bits only within this range
+
+
+def round_weights(model, precision: str) -> float:
+    """Round every float32 weight of ``model`` to the nearest ``precision`` value, kept as float32, and
+    return the largest change.
+
+    Keras then saves and loads the model like any other, while the low bits of each weight are zero, so
+    the deflated ``.keras`` shrinks: by about 37% at float16 and 52% at bfloat16 (what fits six networks
+    of the ensemble, not four, into 20 MB). At float16, a weight outside its normal range (a tiny
+    batch-norm variance, say) keeps its float32 value rather than lose its precision or overflow.
+    """
+    if precision not in WEIGHT_PRECISIONS:
+        raise ValueError(f"unknown weight precision {precision!r}: one of {', '.join(WEIGHT_PRECISIONS)}")
+    if precision == "float32":
+        return 0.0
+    import ml_dtypes
+    import numpy as np
+
+    largest, rounded = 0.0, []
+    for weight in model.get_weights():
+        if weight.dtype == np.float32:
+            if precision == "float16":
+                low, high = FLOAT16_NORMAL
+                inside = (np.abs(weight) >= low) & (np.abs(weight) <= high)
+                new = np.where(inside, weight.astype(np.float16).astype(np.float32), weight)
+            else:
+                new = weight.astype(ml_dtypes.bfloat16).astype(np.float32)
+            largest = max(largest, float(np.abs(new - weight).max(initial=0.0)))
+            weight = new
+        rounded.append(weight)
+    model.set_weights(rounded)
+    return largest
+
+
 def save_model(model, directory: str | Path, card: dict[str, Any]) -> Path:
     """Write ``model.keras`` and ``card.json`` (with the weights' sha256) into ``directory``.
 
@@ -363,6 +398,15 @@ def card_markdown(card: dict[str, Any]) -> str:
                 )
             ]
             if card.get("export", {}).get("onnx")
+            else []
+        ),
+        *(
+            [
+                "- Weights rounded to {precision} precision and stored as float32 (largest change "
+                "{max_abs_change:.1e}), for a smaller file; the accuracies below are the rounded "
+                "weights'.".format(**card["weights_precision"])
+            ]
+            if card.get("weights_precision")
             else []
         ),
         "- Versions: " + ", ".join(f"{name} {version}" for name, version in card["versions"].items()) + ".",

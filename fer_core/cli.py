@@ -18,6 +18,7 @@ from fer_core.config import (
     SCHEDULES,
     TTA_MODES,
     VALIDATION_SOURCES,
+    WEIGHT_PRECISIONS,
     TrainConfig,
 )
 from fer_core.emotions import EMOTIONS, SPLITS
@@ -169,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="W,W,...",
         help="one network: the models' weights averaged with these weights (one architecture, a common "
         "start), batch norm then refitted",
+    )
+    ship.add_argument(
+        "--weights-precision",
+        choices=WEIGHT_PRECISIONS,
+        default="float32",
+        help="round the weights to this precision before measuring and saving (stored as float32; the "
+        "file shrinks by about 37%% at float16)",
     )
     _add_data_options(ship)  # the data the models were trained on
 
@@ -451,6 +459,7 @@ def cmd_ship(args) -> None:
         spark_master=args.spark_master,
         refit_bn=True if args.refit_bn == [] else (args.refit_bn or False),
         soup=args.soup,
+        precision=args.weights_precision,
     )
     metrics = loaded.card["metrics"]
     accuracy = {split: round(metrics[split]["accuracy"], 4) for split in metrics}

@@ -17,6 +17,7 @@ AUGMENTATIONS = ("none", "light", "full", "strong")
 VALIDATION_SOURCES = ("PublicTest", "holdout")  # holdout: 10% of the Training rows
 # Test-time augmentation: none, the mirrored face, or the mirrored face and four shifted crops of each.
 TTA_MODES = ("none", "flip", "crops")
+WEIGHT_PRECISIONS = ("float32", "float16", "bfloat16")  # how finely a shipped model's weights are kept
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,13 @@ from fer_core.artifacts import (
     DEFAULT_MODEL,
     LITE_MODEL,
     MODEL_FILE,
+    MODELS_DIR,
     ModelError,
     default_model_path,
     load_model,
     read_card,
+    round_weights,
+    save_model,
 )
 from fer_core.data import load_dataset
 from fer_core.emotions import EMOTIONS, SPLITS
@@ -88,3 +91,30 @@ def test_fast_model_is_lite_where_it_ships_else_the_default(tmp_path, monkeypatc
     assert artifacts.fast_model_path() == tmp_path / "lite"
     monkeypatch.setenv(artifacts.FAST_MODEL_ENV, str(tmp_path / "other"))
     assert artifacts.fast_model_path() == tmp_path / "other"
+
+
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_rounded_weights_load_as_rounded_and_shrink_the_file(tmp_path, precision):
+    import ml_dtypes
+    import numpy as np
+
+    loaded = load_model(MODELS_DIR / "fast", fast=False)
+    model, before = loaded.model, loaded.model.get_weights()
+    tiny = next(i for i, weight in enumerate(before) if weight.size > 1)
+    before[tiny].flat[0] = 3e-7  # below float16's normal range: float16 rounding must keep it exactly
+    model.set_weights(before)
+    change = round_weights(model, precision)
+    saved = save_model(model, tmp_path / precision, loaded.card)
+    after = load_model(saved, fast=False).model.get_weights()
+    kind = np.float16 if precision == "float16" else ml_dtypes.bfloat16
+    normal = [np.abs(weight) >= 6.2e-5 for weight in before]
+    for old, new, inside in zip(before, after, normal, strict=True):
+        assert new.dtype == np.float32 and np.array_equal(
+            new[inside], new[inside].astype(kind).astype(np.float32)
+        )
+        assert np.allclose(new, old, rtol=2 ** -(8 if precision == "bfloat16" else 11), atol=0)
+    assert (after[tiny].flat[0] == np.float32(3e-7)) == (precision == "float16")
+    assert 0 < change == max(float(np.abs(new - old).max()) for old, new in zip(before, after, strict=True))
+    assert (saved / MODEL_FILE).stat().st_size < 0.8 * (MODELS_DIR / "fast" / MODEL_FILE).stat().st_size
+    with pytest.raises(ValueError, match="precision"):
+        round_weights(model, "int4")

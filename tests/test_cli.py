@@ -128,9 +128,13 @@ def test_end_to_end_from_csv_to_prediction(tmp_path, slice_csv, photos):
     fer("train", *common, "--steps", "30", "--init-from", run / "model", "--out", restart, cache=cache)
     shipped = tmp_path / "shipped"
     ship = ("ship", run / "model", restart / "model", "--out", shipped, "--tta", "crops", "--data", slice_csv)
-    summary = json.loads(fer(*ship, cache=cache).stdout)
+    summary = json.loads(fer(*ship, "--weights-precision", "float16", cache=cache).stdout)
     card = json.loads((shipped / "card.json").read_text())
     assert summary["tta"] == "crops" == card["preprocessing"]["tta"]
+    assert (
+        card["weights_precision"]["precision"] == "float16"
+        and card["weights_precision"]["max_abs_change"] > 0
+    )
     assert [member["name"] for member in card["training"]["members"]] == ["run", "restart"]
     # The first run is in both members' lineage and counts once.
     assert [run["steps"] for run in card["training"]["lineage"]] == [60, 30]
