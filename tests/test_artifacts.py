@@ -45,6 +45,18 @@ def test_default_model_ships_with_a_complete_card():
     assert {"tensorflow", "keras", "numpy"} <= set(card["versions"])
 
 
+def test_default_model_folder_keeps_to_its_size_and_precision():
+    """Issue "Model v3": the default's folder stays under 20 MB; rounded weights are what the card says."""
+    import numpy as np
+
+    assert sum(path.stat().st_size for path in DEFAULT_MODEL.iterdir()) < 20 * 10**6
+    loaded = load_model(DEFAULT_MODEL)
+    assert loaded.card["weights_precision"]["precision"] == "float16"  # how six networks fit
+    for weight in loaded.model.get_weights():
+        normal = (np.abs(weight) >= 6.2e-5) & (np.abs(weight) <= 65504)
+        assert np.array_equal(weight[normal], weight[normal].astype(np.float16).astype(np.float32))
+
+
 def test_changed_weights_are_refused(model_copy):
     with open(model_copy / MODEL_FILE, "ab") as stream:
         stream.write(b"tampered")
