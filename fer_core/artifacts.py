@@ -243,9 +243,6 @@ def make_card(
     }
 
 
-FLOAT16_NORMAL = (6.104e-5, 65504.0)  # float16 keeps 11 significant bits only within this range
-
-
 def round_weights(model, precision: str) -> float:
     """Round every float32 weight of ``model`` to the nearest ``precision`` value, kept as float32, and
     return the largest change.
@@ -265,9 +262,9 @@ def round_weights(model, precision: str) -> float:
     largest, rounded = 0.0, []
     for weight in model.get_weights():
         if weight.dtype == np.float32:
-            if precision == "float16":
-                low, high = FLOAT16_NORMAL
-                inside = (np.abs(weight) >= low) & (np.abs(weight) <= high)
+            if precision == "float16":  # 11 significant bits only within float16's normal range
+                half = np.finfo(np.float16)
+                inside = (np.abs(weight) >= half.smallest_normal) & (np.abs(weight) <= half.max)
                 new = np.where(inside, weight.astype(np.float16).astype(np.float32), weight)
             else:
                 new = weight.astype(ml_dtypes.bfloat16).astype(np.float32)
